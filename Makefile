@@ -1,0 +1,67 @@
+# The only entry points: CI calls these unchanged.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLAUDE_CODE_VERSION := 2.1.197
+CLAUDE_PREFIX := .cache/npm
+CLAUDE_BIN := $(CLAUDE_PREFIX)/node_modules/.bin/claude
+VENDOR := src/agentpty/web/vendor
+
+.PHONY: run test lint bench web claude chromium clean
+
+run: $(VENV)/.run web
+	$(BIN)/agentpty serve
+
+test: $(VENV)/.test web claude chromium
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	AGENTPTY_TEST_CLAUDE_BIN=$(abspath $(CLAUDE_BIN)) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+bench: $(VENV)/.test
+	$(BIN)/python -m bench
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.run
+
+# xterm.js comes from the npm registry, copied next to the UI (not committed).
+web: $(VENDOR)/.installed
+
+$(VENDOR)/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/@xterm/xterm/lib/xterm.js node_modules/@xterm/xterm/css/xterm.css \
+	   node_modules/@xterm/addon-fit/lib/addon-fit.js $(VENDOR)/
+	touch $@
+
+# The real Claude Code CLI, pinned, for the tests (cached under .cache/).
+claude: $(CLAUDE_BIN)
+
+$(CLAUDE_BIN):
+	mkdir -p $(CLAUDE_PREFIX)
+	npm install --prefix $(CLAUDE_PREFIX) --no-audit --no-fund --loglevel=error \
+	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	test -x $@
+
+# Debian's Chromium for the browser tests (Playwright's own download does not work here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+clean:
+	rm -rf $(VENV) node_modules $(VENDOR) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""agentpty: one long-lived, resumable coding-agent session per project."""
+
+__version__ = "0.1.0"

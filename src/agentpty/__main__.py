@@ -1,0 +1,3 @@
+from agentpty.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""The profile interface every agent implements, and shared helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["SECRET_ENV", "AgentProfile", "Launch", "agent_env"]
+
+#: agentpty's own secrets: never inherited by an agent.
+SECRET_ENV = frozenset({"AGENTPTY_TOKEN"})
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one agent process."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    #: True when this start continues an existing conversation.
+    resumed: bool = False
+
+
+class AgentProfile(Protocol):
+    """What agentpty needs to know about one agent CLI.
+
+    Profiles build argv and env and read the agent's own files; they do no
+    database or network I/O.
+    """
+
+    name: str
+    #: Text on screen that means the agent waits for input (None: use output quiet time).
+    ready_marker: str | None
+    #: True when the agent keeps a conversation under an id we choose.
+    has_conversations: bool
+    #: Substrings of early output meaning the stored conversation id cannot be used.
+    expired_markers: tuple[str, ...]
+
+    def unavailable_reason(self) -> str | None:
+        """None when the agent can run here, else what is missing and how to fix it."""
+        ...
+
+    def conversation_exists(self, session_id: str) -> bool:
+        """True when a conversation with this id has at least one message."""
+        ...
+
+    def launch(
+        self, *, cwd: str, session_id: str | None, initial_prompt: str | None = None
+    ) -> Launch:
+        """argv and env to start (or resume) the conversation ``session_id`` in ``cwd``."""
+        ...
+
+
+def agent_env(base: Mapping[str, str], drop: Iterable[str] = ()) -> dict[str, str]:
+    """The server's environment minus agentpty's secrets and the names in ``drop``."""
+    dropped = SECRET_ENV | set(drop)
+    env = {name: value for name, value in base.items() if name not in dropped}
+    env["TERM"] = "xterm-256color"
+    env.setdefault("LANG", "C.UTF-8")
+    return env

@@ -1,0 +1,37 @@
+"""The ``shell`` profile: an interactive shell, no conversation to resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+
+from agentpty.agents.base import Launch
+
+__all__ = ["ShellProfile"]
+
+
+class ShellProfile:
+    """``$SHELL`` (else /bin/bash), interactive. Commands are typed as plain lines."""
+
+    name = "shell"
+    ready_marker: str | None = None
+    has_conversations = False
+    expired_markers: tuple[str, ...] = ()
+
+    def __init__(self, env: Mapping[str, str], shell: str | None = None) -> None:
+        self._env = dict(env)
+        self.shell = shell or env.get("SHELL") or "/bin/bash"
+
+    def unavailable_reason(self) -> str | None:
+        if shutil.which(self.shell) is None and not os.access(self.shell, os.X_OK):
+            return f"shell {self.shell!r} not found; set SHELL to an installed shell"
+        return None
+
+    def conversation_exists(self, session_id: str) -> bool:
+        return False
+
+    def launch(
+        self, *, cwd: str, session_id: str | None, initial_prompt: str | None = None
+    ) -> Launch:
+        return Launch(argv=[self.shell, "-i"], env=dict(self._env))

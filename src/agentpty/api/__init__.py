@@ -1,0 +1,1 @@
+"""HTTP and WebSocket interface: translates requests to service calls."""

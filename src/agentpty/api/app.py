@@ -1,0 +1,73 @@
+"""The ASGI application: routes, auth, lifespan that owns the services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from agentpty import __version__
+from agentpty.api import hooks, projects, terminal
+from agentpty.api.auth import COOKIE, require_token, token_valid
+from agentpty.api.errors import install_error_handlers
+from agentpty.service.container import Services
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(services: Services, token: str) -> FastAPI:
+    """Build the app around ``services``; the lifespan opens and closes them."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.open()
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(title="agentpty", version=__version__, lifespan=lifespan)
+    app.state.services = services
+    app.state.token = token
+    app.state.allowed_origins = frozenset(
+        origin.strip().lower()
+        for origin in services.settings.allowed_origins.split(",")
+        if origin.strip()
+    )
+    install_error_handlers(app)
+    guarded = [Depends(require_token)]
+    app.include_router(projects.router, dependencies=guarded)
+    app.include_router(terminal.router)
+    app.include_router(hooks.router)
+
+    @app.get("/healthz", tags=["meta"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    web = resources.files("agentpty") / "web"
+
+    @app.get("/", include_in_schema=False)
+    async def index(request: Request) -> Response:
+        if "token" in request.query_params:
+            # Sign-in: the token moves into an HttpOnly cookie and leaves the address bar.
+            if not token_valid(request):
+                return JSONResponse({"detail": "wrong token in the URL"}, status_code=401)
+            response = RedirectResponse("/", status_code=303)
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+            return response
+        return FileResponse(str(web / "index.html"))
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        path = web / name
+        if "/" in name or not path.is_file():
+            return JSONResponse({"detail": f"no static file {name!r}"}, status_code=404)
+        return FileResponse(str(path))
+
+    return app

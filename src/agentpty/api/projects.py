@@ -1,0 +1,109 @@
+"""REST: output projects and their terminal sessions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from agentpty.api.deps import services
+from agentpty.domain.errors import InvalidInput
+from agentpty.service.container import Services
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/output-projects", tags=["output projects"])
+Svc = Annotated[Services, Depends(services)]
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    agent: str | None = Field(None, description="agent profile; default: the server's")
+    workspace_path: str | None = Field(
+        None, description="folder under the workspaces root; default: <root>/<slug>-<short id>"
+    )
+
+
+class SessionInput(BaseModel):
+    text: str = Field(max_length=1024 * 1024)
+    submit: bool = True
+
+
+class SessionStart(BaseModel):
+    rows: int = Field(24, ge=1, le=1000)
+    cols: int = Field(80, ge=1, le=1000)
+
+
+@router.post("", status_code=201)
+async def create_project(body: ProjectCreate, svc: Svc) -> dict[str, Any]:
+    project = await svc.projects.create(body.name, body.agent, body.workspace_path)
+    return await svc.projects.describe(project)
+
+
+@router.get("")
+async def list_projects(
+    svc: Svc,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    projects, total = await svc.projects.list(skip, limit)
+    items = []
+    for project in projects:
+        item = await svc.projects.describe(project)
+        item["session"] = svc.sessions.info(project.id)
+        items.append(item)
+    return {"output_projects": items, "total": total}
+
+
+@router.get("/{project_id}")
+async def get_project(project_id: str, svc: Svc) -> dict[str, Any]:
+    project = await svc.projects.get(project_id)
+    item = await svc.projects.describe(project)
+    item["session"] = svc.sessions.info(project.id)
+    return item
+
+
+@router.delete("/{project_id}", status_code=204)
+async def delete_project(project_id: str, svc: Svc) -> Response:
+    await svc.delete_project(project_id)
+    return Response(status_code=204)
+
+
+@router.get("/{project_id}/session")
+async def get_session(project_id: str, svc: Svc) -> dict[str, Any]:
+    await svc.projects.get(project_id)
+    return svc.sessions.info(project_id)
+
+
+@router.post("/{project_id}/session")
+async def ensure_session(
+    project_id: str, svc: Svc, body: SessionStart | None = None
+) -> dict[str, Any]:
+    project = await svc.projects.get(project_id)
+    size = body or SessionStart()
+    _, started = await svc.sessions.ensure(project, rows=size.rows, cols=size.cols)
+    return {**svc.sessions.info(project_id), "started": started}
+
+
+@router.delete("/{project_id}/session")
+async def stop_session(project_id: str, svc: Svc) -> dict[str, Any]:
+    await svc.projects.get(project_id)
+    exit_code = await svc.sessions.stop(project_id)
+    return {**svc.sessions.info(project_id), "stopped": exit_code is not None}
+
+
+@router.post("/{project_id}/session/input")
+async def session_input(project_id: str, body: SessionInput, svc: Svc) -> dict[str, Any]:
+    if not body.text and not body.submit:
+        raise InvalidInput("nothing to send: give text, or submit=true for Enter")
+    project = await svc.projects.get(project_id)
+    result = await svc.sessions.send(project, body.text, body.submit)
+    return {"outcome": str(result.outcome), "reason": result.reason, "delivered": result.ok}
+
+
+@router.get("/{project_id}/events")
+async def list_events(project_id: str, svc: Svc) -> dict[str, Any]:
+    await svc.projects.get(project_id)
+    events = await svc.store.list_events(project_id)
+    return {"events": [event.model_dump(mode="json") for event in events], "total": len(events)}

@@ -1,0 +1,172 @@
+"""WebSocket terminal: attach a client to a project's session.
+
+Protocol in ``terminal/protocol.py``. The two pumps (session → client and
+client → session) run in one task group; when either ends the other is
+cancelled. Closing the socket never stops the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from agentpty.api.auth import origin_allowed, token_valid
+from agentpty.api.deps import services
+from agentpty.domain.errors import AgentptyError, NotFound
+from agentpty.domain.models import OutputProject
+from agentpty.service.container import Services
+from agentpty.service.sessions import LiveSession
+from agentpty.terminal.protocol import (
+    CloseCode,
+    InputMessage,
+    ProtocolError,
+    ResizeMessage,
+    closed_frame,
+    error_frame,
+    output_frame,
+    parse_client_message,
+    status_frame,
+)
+
+__all__ = ["attach", "open_terminal_socket", "router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+async def open_terminal_socket(websocket: WebSocket, entity_id: str) -> Services | None:
+    """Accept, then refuse with a close code unless token, origin and id are good."""
+    await websocket.accept()
+    if not token_valid(websocket):
+        await websocket.close(CloseCode.UNAUTHORIZED, "missing or wrong token")
+        return None
+    if not origin_allowed(websocket):
+        await websocket.close(CloseCode.ORIGIN_REFUSED, "origin not allowed")
+        return None
+    if not ID_PATTERN.match(entity_id):
+        await websocket.close(CloseCode.BAD_ID, "malformed id")
+        return None
+    return services(websocket)
+
+
+def _size(websocket: WebSocket) -> tuple[int, int]:
+    try:
+        rows = int(websocket.query_params.get("rows", 24))
+        cols = int(websocket.query_params.get("cols", 80))
+    except ValueError:
+        return 24, 80
+    return min(max(rows, 1), 1000), min(max(cols, 1), 1000)
+
+
+@router.websocket("/api/output-projects/{project_id}/terminal")
+async def project_terminal(websocket: WebSocket, project_id: str) -> None:
+    svc = await open_terminal_socket(websocket, project_id)
+    if svc is None:
+        return
+    try:
+        project = await svc.projects.get(project_id)
+    except NotFound as exc:
+        await websocket.send_text(error_frame(exc.code, exc.message))
+        await websocket.close(CloseCode.NOT_FOUND, "no such output project")
+        return
+    await attach(websocket, svc, project)
+
+
+async def attach(websocket: WebSocket, svc: Services, project: OutputProject) -> None:
+    """Start or resume the project's session and relay it until either side ends."""
+    rows, cols = _size(websocket)
+    try:
+        live, started = await svc.sessions.ensure(project, rows=rows, cols=cols)
+    except AgentptyError as exc:
+        await websocket.send_text(error_frame(exc.code, exc.message))
+        await websocket.close(CloseCode.START_FAILED, "session could not start")
+        return
+    current: LiveSession | None = live
+    try:
+        while current is not None:
+            current = await _relay(websocket, current, started, (rows, cols))
+            started = True
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        # The client went away (RuntimeError: sending on a closed socket).
+        return
+    if websocket.client_state == WebSocketState.CONNECTED:
+        await websocket.close(CloseCode.NORMAL, "process exited")
+
+
+async def _relay(
+    websocket: WebSocket, live: LiveSession, started: bool, size: tuple[int, int]
+) -> LiveSession | None:
+    """Relay one session; return the session that replaced it, if its conversation expired."""
+    terminal = live.terminal
+    subscriber, snapshot = terminal.subscribe()
+    client_size = size
+    try:
+        await websocket.send_text(status_frame(**live.status()))
+        await websocket.send_text(output_frame(snapshot))
+        if terminal.alive and (not started or terminal.size != client_size):
+            # Full-screen TUIs only repaint on SIGWINCH: send one even if unchanged.
+            terminal.resize(*client_size)
+
+        async def pump_out() -> None:
+            while True:
+                frame = await subscriber.get()
+                if frame.kind == "closed":
+                    await websocket.send_text(closed_frame(frame.exit_code))
+                    return
+                await websocket.send_text(output_frame(frame.data))
+
+        async def pump_in() -> None:
+            nonlocal client_size
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                raw = message.get("text")
+                if raw is None:
+                    raw = message.get("bytes") or b""
+                try:
+                    parsed = parse_client_message(raw)
+                    if isinstance(parsed, InputMessage):
+                        # The PTY follows the most recently active client.
+                        if terminal.size != client_size and terminal.alive:
+                            terminal.resize(*client_size)
+                        terminal.send_input(parsed.data)
+                    elif isinstance(parsed, ResizeMessage):
+                        client_size = (parsed.rows, parsed.cols)
+                        if terminal.alive:
+                            terminal.resize(parsed.rows, parsed.cols)
+                    else:
+                        terminal.send_signal(parsed.signal)
+                except ProtocolError as exc:
+                    await websocket.send_text(error_frame(exc.code, exc.message))
+                except AgentptyError as exc:
+                    await websocket.send_text(error_frame(exc.code, exc.message))
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                out = group.create_task(pump_out())
+                inp = group.create_task(pump_in())
+                await asyncio.wait({out, inp}, return_when=asyncio.FIRST_COMPLETED)
+                inp.cancel()
+                out.cancel()
+        except BaseExceptionGroup as group_exc:
+            # Unwrap: callers handle a disconnect like any other.
+            raise group_exc.exceptions[0] from None
+    finally:
+        terminal.unsubscribe(subscriber)
+    successor = await live.successor
+    if successor is not None:
+        old = (live.agent_session_id or "")[:8]
+        await websocket.send_text(
+            error_frame(
+                "SESSION_EXPIRED",
+                f"conversation {old} could not be resumed (the agent no longer has it); "
+                f"started a fresh conversation {(successor.agent_session_id or '')[:8]}",
+            )
+        )
+    return successor

@@ -1,0 +1,1 @@
+"""Models, enums and errors shared by every layer; imports nothing of ours."""

@@ -1,0 +1,1 @@
+"""Use cases: projects, sessions, milestones and headless runs."""

@@ -1,0 +1,92 @@
+"""Builds the services of one server from its settings (the composition root)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentpty.agents.base import AgentProfile, agent_env
+from agentpty.agents.claude import ClaudeProfile
+from agentpty.agents.shell import ShellProfile
+from agentpty.config import Settings
+from agentpty.service.projects import ProjectService
+from agentpty.service.sessions import SessionService
+from agentpty.store import open_store
+from agentpty.store.base import Store
+from agentpty.terminal.delivery import ReadyPolicy
+from agentpty.terminal.manager import SessionManager
+from agentpty.terminal.session import SessionLimits
+
+__all__ = ["Services", "build_profiles", "write_hook_settings"]
+
+
+def write_hook_settings(path: Path) -> Path:
+    """Claude Code settings whose SessionStart hook reports the conversation id to us."""
+    import json
+
+    command = f"{sys.executable} -m agentpty hook"
+    hook = [{"matcher": "", "hooks": [{"type": "command", "command": command, "timeout": 10}]}]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"hooks": {"SessionStart": hook}}, indent=2) + "\n")
+    return path
+
+
+def build_profiles(settings: Settings) -> dict[str, AgentProfile]:
+    env = agent_env(os.environ, settings.env_drop)
+    return {
+        "shell": ShellProfile(env),
+        "claude": ClaudeProfile(
+            env,
+            binary=settings.claude_bin,
+            extra_args=settings.claude_extra_args,
+            settings_path=write_hook_settings(settings.data_dir / "claude-settings.json"),
+        ),
+    }
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    manager: SessionManager
+    projects: ProjectService
+    sessions: SessionService
+
+    @classmethod
+    def build(cls, settings: Settings, profiles: dict[str, AgentProfile] | None = None) -> Services:
+        profiles = profiles if profiles is not None else build_profiles(settings)
+        default_agent = settings.default_agent or (
+            "claude" if profiles["claude"].unavailable_reason() is None else "shell"
+        )
+        store = open_store(settings.database_url)
+        manager = SessionManager()
+        sessions = SessionService(
+            store,
+            profiles,
+            manager,
+            idle_timeout=settings.idle_timeout,
+            limits=SessionLimits(stop_grace=settings.stop_grace),
+            ready=ReadyPolicy(
+                quiet_time=settings.quiet_time,
+                timeout=settings.ready_timeout,
+                submit_pause=settings.submit_pause,
+            ),
+        )
+        projects = ProjectService(store, profiles, settings.workspaces, default_agent)
+        return cls(settings, store, manager, projects, sessions)
+
+    async def open(self) -> None:
+        await self.store.open()
+
+    async def close(self) -> None:
+        """Stop every session, then the store. Idempotent."""
+        await self.sessions.shutdown()
+        await self.store.close()
+
+    async def delete_project(self, project_id: str) -> None:
+        """Stop the project's session and forget it; its files stay on disk."""
+        await self.store.get_project(project_id)
+        await self.sessions.stop(project_id)
+        await self.store.delete_project(project_id)

@@ -1,0 +1,178 @@
+"""Typing commands into a live session: wait until ready, paste, pause, Enter.
+
+A fixed sleep before typing races the agent's start-up, and a long text with
+Enter in one write is taken as a paste and never submitted. So each command
+waits until the agent is ready (its marker on screen after output settled, or
+output quiet for a while; always bounded by a timeout), is written as a
+bracketed paste, and Enter (``\\r``) follows as a separate write after a pause.
+Commands of one session go through one FIFO queue and never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from agentpty.terminal.session import TerminalSession
+
+__all__ = ["CommandQueue", "DeliveryOutcome", "DeliveryResult", "ReadyPolicy", "wait_ready"]
+
+log = logging.getLogger(__name__)
+
+PASTE_START = "\x1b[200~"
+PASTE_END = "\x1b[201~"
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outcome: DeliveryOutcome
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == DeliveryOutcome.DELIVERED
+
+
+@dataclass(frozen=True)
+class ReadyPolicy:
+    """How to tell that an agent waits for input, and how to type into it."""
+
+    #: Text on screen meaning "ready"; None: output quiet for ``quiet_time`` is ready.
+    marker: str | None = None
+    #: Text on screen meaning "still busy" even when the marker shows.
+    busy_markers: tuple[str, ...] = ()
+    #: Output after submitting that means the command was refused.
+    rejection_markers: tuple[str, ...] = ()
+    quiet_time: float = 0.5
+    #: With a marker, output must still settle this long (the TUI is drawing).
+    settle_time: float = 0.15
+    timeout: float = 60.0
+    submit_pause: float = 0.2
+    bracketed_paste: bool = True
+    #: How long to watch the output for a rejection after Enter.
+    rejection_window: float = 1.5
+
+
+async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
+    """Wait until ``session`` looks ready for input; False on timeout or exit.
+
+    Event driven: every output frame re-arms a quiet timer; when it fires the
+    screen is checked. Safe to cancel.
+    """
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    delay = policy.quiet_time if policy.marker is None else policy.settle_time
+    timer: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        if not session.alive:
+            ready.set()
+            return
+        if policy.marker is None:
+            ready.set()
+            return
+        lines = session.screen.lines()
+        if any(policy.marker in line for line in lines) and not any(
+            busy in line for line in lines for busy in policy.busy_markers
+        ):
+            ready.set()
+
+    def on_output(_text: str) -> None:
+        nonlocal timer
+        if timer is not None:
+            timer.cancel()
+        timer = loop.call_later(delay, check)
+
+    remove = session.add_output_listener(on_output)
+    remove_exit = session.add_exit_callback(lambda _code: ready.set())
+    timer = loop.call_later(delay, check)
+    try:
+        async with asyncio.timeout(policy.timeout):
+            await ready.wait()
+    except TimeoutError:
+        return False
+    finally:
+        remove()
+        remove_exit()
+        if timer is not None:
+            timer.cancel()
+    return session.alive
+
+
+async def _watch_for(session: TerminalSession, markers: Sequence[str], window: float) -> str | None:
+    """Return the first marker seen in output within ``window`` seconds, else None."""
+    if not markers or window <= 0:
+        return None
+    found: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    seen = ""
+
+    def on_output(text: str) -> None:
+        nonlocal seen
+        # Keep a short tail so a marker split across frames is still found.
+        seen = (seen + text)[-4096:]
+        for marker in markers:
+            if marker in seen and not found.done():
+                found.set_result(marker)
+
+    remove = session.add_output_listener(on_output)
+    try:
+        async with asyncio.timeout(window):
+            return await found
+    except TimeoutError:
+        return None
+    finally:
+        remove()
+
+
+class CommandQueue:
+    """FIFO command delivery into one session."""
+
+    def __init__(self, session: TerminalSession, policy: ReadyPolicy) -> None:
+        self.session = session
+        self.policy = policy
+        # asyncio.Lock wakes waiters in arrival order: that is the FIFO.
+        self._lock = asyncio.Lock()
+
+    async def deliver(self, text: str, *, submit: bool = True) -> DeliveryResult:
+        """Type ``text`` (and Enter when ``submit``) once the agent is ready.
+
+        The queue is held from the readiness wait to Enter; watching for a
+        rejection happens after, while the next command waits for readiness.
+        """
+        policy = self.policy
+        async with self._lock:
+            if not await wait_ready(self.session, policy):
+                if not self.session.alive:
+                    return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
+                return DeliveryResult(
+                    DeliveryOutcome.TIMED_OUT,
+                    f"the agent did not become ready within {policy.timeout:g} s",
+                )
+            payload = f"{PASTE_START}{text}{PASTE_END}" if policy.bracketed_paste else text
+            self.session.send_input(payload)
+            if not submit:
+                return DeliveryResult(DeliveryOutcome.DELIVERED)
+            await asyncio.sleep(policy.submit_pause)  # the TUI must see the paste end first
+            if not self.session.alive:
+                return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
+            watcher = asyncio.ensure_future(
+                _watch_for(self.session, policy.rejection_markers, policy.rejection_window)
+            )
+            self.session.send_input("\r")
+        try:
+            rejected = await watcher
+        finally:
+            watcher.cancel()
+        if rejected is not None:
+            return DeliveryResult(DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}")
+        return DeliveryResult(DeliveryOutcome.DELIVERED)

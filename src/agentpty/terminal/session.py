@@ -1,0 +1,358 @@
+"""A terminal session: one PTY process, its screen, and the clients attached.
+
+One reader (the PTY's ``add_reader`` callback) decodes output once, coalesces
+it into frames (a few ms or tens of KiB, whichever comes first) and hands each
+frame to every subscriber's bounded queue. A subscriber whose queue
+overflows is not waited for: its backlog is dropped and its next frame is a
+fresh snapshot of the screen (a resync). The process is never paused for a
+client, and a stalled client never delays another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import logging
+import signal
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from agentpty.domain.errors import Conflict, InvalidInput
+from agentpty.domain.models import SessionState, utcnow
+from agentpty.terminal.pty import PtyProcess
+from agentpty.terminal.screen import ScreenModel
+
+__all__ = ["Frame", "SessionLimits", "Subscriber", "TerminalSession"]
+
+log = logging.getLogger(__name__)
+
+SIGNALS: dict[str, int | None] = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "EOF": None}
+#: Clears the client's terminal before a snapshot is drawn.
+RESET = "\x1bc"
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Tunables of a session; the defaults suit interactive agents."""
+
+    coalesce_delay: float = 0.004
+    coalesce_size: int = 32 * 1024
+    subscriber_backlog: int = 2 * 1024 * 1024
+    screen_sync_delay: float = 0.05
+    scrollback: int = 1000
+    stop_grace: float = 3.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What a subscriber receives: output text, or the end of the process."""
+
+    kind: Literal["output", "closed"]
+    data: str = ""
+    exit_code: int | None = None
+
+
+class Subscriber:
+    """One attached client's bounded view of a session's output."""
+
+    def __init__(self, session: TerminalSession, backlog: int) -> None:
+        self._session = session
+        self._limit = backlog
+        self._chunks: deque[str] = deque()
+        self._size = 0
+        self._wakeup = asyncio.Event()
+        self._resync = False
+        self._closed = False
+        self.resyncs = 0
+
+    def _feed(self, text: str) -> None:
+        if self._resync:
+            return
+        if self._size + len(text) > self._limit:
+            self._chunks.clear()
+            self._size = 0
+            self._resync = True
+            self.resyncs += 1
+        else:
+            self._chunks.append(text)
+            self._size += len(text)
+        self._wakeup.set()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+
+    async def get(self) -> Frame:
+        """Wait for the next frame; after ``closed`` every call returns ``closed`` again."""
+        while True:
+            if self._resync:
+                self._resync = False
+                return Frame("output", RESET + self._session.snapshot())
+            if self._chunks:
+                data = "".join(self._chunks)
+                self._chunks.clear()
+                self._size = 0
+                return Frame("output", data)
+            if self._closed:
+                return Frame("closed", exit_code=self._session.exit_code)
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+
+class TerminalSession:
+    """One PTY process shared by any number of subscribers.
+
+    ``on_exit`` callbacks run once when the process has exited and its last
+    output was delivered. ``on_output`` listeners see every coalesced frame.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        argv: Sequence[str],
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        rows: int = 24,
+        cols: int = 80,
+        idle_timeout: float | None = None,
+        limits: SessionLimits | None = None,
+    ) -> None:
+        self.key = key
+        self.limits = limits or SessionLimits()
+        self.state = SessionState.NONE
+        self.started_at = utcnow()
+        self.idle_timeout = idle_timeout
+        self._process = PtyProcess(
+            argv,
+            cwd=cwd,
+            env=env,
+            rows=rows,
+            cols=cols,
+            on_output=self._on_bytes,
+            on_exit=self._on_process_exit,
+        )
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.screen = ScreenModel(rows, cols, scrollback=self.limits.scrollback)
+        self._subscribers: set[Subscriber] = set()
+        self._pending: list[str] = []
+        self._pending_size = 0
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._sync_handle: asyncio.TimerHandle | None = None
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._output_listeners: list[Callable[[str], None]] = []
+        self._exit_callbacks: list[Callable[[int], None]] = []
+        self._stop_task: asyncio.Task[int] | None = None
+        self.stop_reason: str | None = None
+
+    # -- facts
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def exit_code(self) -> int | None:
+        return self._process.exit_code
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._process.rows, self._process.cols
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscribers)
+
+    @property
+    def alive(self) -> bool:
+        return self.state in (SessionState.STARTING, SessionState.RUNNING)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Spawn the process (raises ``SessionStartError``)."""
+        self._loop = asyncio.get_running_loop()
+        self.state = SessionState.STARTING
+        self._process.spawn()
+        self.started_at = utcnow()
+        self.state = SessionState.RUNNING
+        self._touch()
+        self._arm_idle()
+
+    def add_exit_callback(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(exit_code)`` once the process has exited; returns a remover."""
+        self._exit_callbacks.append(callback)
+
+        def remove() -> None:
+            if callback in self._exit_callbacks:
+                self._exit_callbacks.remove(callback)
+
+        return remove
+
+    def add_output_listener(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener`` with every output frame; returns a function that removes it."""
+        self._output_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._output_listeners:
+                self._output_listeners.remove(listener)
+
+        return remove
+
+    async def wait(self) -> int:
+        """Wait for the process to exit; return its exit code."""
+        return await self._process.wait()
+
+    async def stop(self, reason: str = "stopped") -> int:
+        """Stop the process gracefully (hangup, SIGTERM, then SIGKILL after the grace period).
+
+        Idempotent: concurrent callers share one stop; cancelling a caller
+        does not cancel the stop.
+        """
+        return await asyncio.shield(self.request_stop(reason))
+
+    def request_stop(self, reason: str = "stopped") -> asyncio.Task[int]:
+        """Begin a graceful stop without waiting; the session owns the task."""
+        if self._stop_task is None:
+            self.stop_reason = reason
+            self._stop_task = asyncio.get_running_loop().create_task(
+                self._process.terminate(self.limits.stop_grace), name=f"stop {self.key}"
+            )
+        return self._stop_task
+
+    def _on_process_exit(self, exit_code: int) -> None:
+        self._flush()
+        self.screen.sync()
+        self.state = SessionState.EXITED
+        for handle in (self._flush_handle, self._sync_handle, self._idle_handle):
+            if handle is not None:
+                handle.cancel()
+        for subscriber in self._subscribers:
+            subscriber._close()
+        for callback in list(self._exit_callbacks):
+            try:
+                callback(exit_code)
+            except Exception:
+                log.exception("exit callback of session %s failed", self.key)
+
+    # -- output path
+
+    def _on_bytes(self, data: bytes) -> None:
+        text = self._decoder.decode(data)
+        if not text:
+            return
+        self._pending.append(text)
+        self._pending_size += len(text)
+        self.screen.append(text)
+        self._last_activity = self._now()
+        if self._pending_size >= self.limits.coalesce_size:
+            self._flush()
+        elif self._flush_handle is None:
+            assert self._loop is not None
+            self._flush_handle = self._loop.call_later(self.limits.coalesce_delay, self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        for subscriber in self._subscribers:
+            subscriber._feed(text)
+        for listener in list(self._output_listeners):
+            try:
+                listener(text)
+            except Exception:
+                log.exception("output listener of session %s failed", self.key)
+        if self._sync_handle is not None:
+            self._sync_handle.cancel()
+        assert self._loop is not None
+        self._sync_handle = self._loop.call_later(self.limits.screen_sync_delay, self.screen.sync)
+
+    def snapshot(self) -> str:
+        """The screen and recent scrollback as ANSI text, including unflushed output."""
+        self._flush()
+        return self.screen.snapshot()
+
+    # -- clients
+
+    def subscribe(self) -> tuple[Subscriber, str]:
+        """Attach a client: return its subscriber and the snapshot to show first.
+
+        Snapshot and registration happen together, so nothing is lost or shown twice.
+        """
+        snapshot = self.snapshot()
+        subscriber = Subscriber(self, self.limits.subscriber_backlog)
+        if self.state == SessionState.EXITED:
+            subscriber._close()
+        self._subscribers.add(subscriber)
+        self._touch()
+        return subscriber, snapshot
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+        self._touch()
+        self._arm_idle()
+
+    # -- input and control
+
+    def send_input(self, data: str | bytes) -> None:
+        """Write input to the process (raises ``Conflict`` once it has exited)."""
+        if not self.alive:
+            raise Conflict("the session has exited; start it again to send input")
+        self._process.write(data.encode() if isinstance(data, str) else data)
+        self._touch()
+
+    def resize(self, rows: int, cols: int) -> None:
+        if not (1 <= rows <= 1000 and 1 <= cols <= 1000):
+            raise InvalidInput(f"rows and cols must be within 1..1000, got {rows}x{cols}")
+        self._flush()
+        self.screen.resize(rows, cols)
+        self._process.resize(rows, cols)
+
+    def send_signal(self, name: str) -> None:
+        """Deliver SIGINT or SIGTERM to the process group, or EOF (the Ctrl-D byte)."""
+        if name not in SIGNALS:
+            raise InvalidInput(f"unknown signal {name!r}; use one of {', '.join(SIGNALS)}")
+        sig = SIGNALS[name]
+        if sig is None:
+            self.send_input(b"\x04")
+        else:
+            self._process.send_signal(sig)
+
+    # -- idle policy
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _touch(self) -> None:
+        if self._loop is not None:
+            self._last_activity = self._now()
+
+    def _arm_idle(self) -> None:
+        if self.idle_timeout is None or self._loop is None or not self.alive:
+            return
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+        self._idle_handle = self._loop.call_later(self.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        """Stop a session nobody watches that has printed nothing for ``idle_timeout``."""
+        self._idle_handle = None
+        if not self.alive or self._subscribers or self.idle_timeout is None:
+            return
+        remaining = self._last_activity + self.idle_timeout - self._now()
+        if remaining > 0:
+            assert self._loop is not None
+            self._idle_handle = self._loop.call_later(remaining, self._check_idle)
+            return
+        log.info("session %s idle for %.0f s with no client: stopping", self.key, self.idle_timeout)
+        self.request_stop("idle")
