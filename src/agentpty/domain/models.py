@@ -70,6 +70,10 @@ class OutputProject(BaseModel):
     workspace_path: str
     agent: str
     agent_session_id: str | None = None
+    #: The ``agent_session_id`` whose conversation is known to hold messages
+    #: (seen on disk or reported by the agent); if that conversation later
+    #: vanishes, it expired rather than never existed.
+    confirmed_session_id: str | None = None
     status: str = "active"
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

@@ -39,6 +39,10 @@ class Store(Protocol):
 
     async def delete_project(self, project_id: str) -> None: ...
 
+    async def update_project(self, project_id: str, **fields: Any) -> OutputProject:
+        """Set ``fields`` (and ``updated_at``); return the updated project."""
+        ...
+
     async def set_agent_session_id_if_unset(self, project_id: str, session_id: str) -> str:
         """Store ``session_id`` only if the project has none; return the id now stored."""
         ...

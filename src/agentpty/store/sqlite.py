@@ -166,6 +166,10 @@ class SqliteStore:
 
         await self._run(delete)
 
+    async def update_project(self, project_id: str, **fields: Any) -> OutputProject:
+        fields.setdefault("updated_at", utcnow())
+        return await self._run(self._update, "projects", OutputProject, project_id, fields)
+
     async def set_agent_session_id_if_unset(self, project_id: str, session_id: str) -> str:
         def cas() -> str:
             with self._db:

@@ -1,0 +1,153 @@
+"""Test helpers: a real agentpty server on a loopback port, and terminal clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from agentpty.agents.base import AgentProfile
+from agentpty.api.app import create_app
+from agentpty.config import Settings
+from agentpty.service.container import Services, build_profiles
+
+#: One knob scales every timeout in the suite (slow machines: 2, 3, ...).
+SCALE = float(os.environ.get("AGENTPTY_TEST_TIMEOUT_SCALE", "1"))
+TOKEN = "test-token-0123456789"
+
+
+def timeout(seconds: float) -> float:
+    return seconds * SCALE
+
+
+@dataclass
+class RunningServer:
+    """An agentpty app served by uvicorn on 127.0.0.1 in the test's event loop."""
+
+    services: Services
+    base_url: str
+    token: str = TOKEN
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.base_url.removeprefix("http")
+
+    def http(self, *, auth: bool = True) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout(30))
+
+    async def create_project(self, name: str = "demo", agent: str = "shell", **extra: Any) -> str:
+        async with self.http() as client:
+            response = await client.post(
+                "/api/output-projects", json={"name": name, "agent": agent, **extra}
+            )
+            assert response.status_code == 201, response.text
+            return str(response.json()["id"])
+
+    @contextlib.asynccontextmanager
+    async def terminal(
+        self, project_id: str, *, path: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[TermClient]:
+        url = f"{self.ws_url}{path or f'/api/output-projects/{project_id}/terminal'}"
+        query = kwargs.pop("query", f"token={self.token}")
+        async with websockets.connect(f"{url}?{query}", **kwargs) as ws:
+            yield TermClient(ws)
+
+
+class TermClient:
+    """A WebSocket terminal client that keeps every frame it reads."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[dict[str, Any]] = []
+        self.output = ""
+
+    async def recv(self, wait: float = 10) -> dict[str, Any]:
+        async with asyncio.timeout(timeout(wait)):
+            frame: dict[str, Any] = json.loads(await self.ws.recv())
+        self.frames.append(frame)
+        if frame["type"] == "output":
+            self.output += frame["data"]
+        return frame
+
+    async def recv_type(self, kind: str, wait: float = 10) -> dict[str, Any]:
+        async with asyncio.timeout(timeout(wait)):
+            while True:
+                frame = await self.recv(wait)
+                if frame["type"] == kind:
+                    return frame
+
+    async def read_until(self, text: str, wait: float = 10) -> str:
+        """Read frames until the accumulated output contains ``text``."""
+        async with asyncio.timeout(timeout(wait)):
+            while text not in self.output:
+                await self.recv(wait)
+        return self.output
+
+    async def send(self, **message: Any) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def type(self, data: str) -> None:
+        await self.send(type="input", data=data)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "token": TOKEN,
+        "host": "127.0.0.1",
+        "port": 0,
+        "default_agent": "shell",
+        "stop_grace": 1.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    settings: Settings, profiles: dict[str, AgentProfile] | None = None
+) -> AsyncIterator[RunningServer]:
+    """Serve agentpty on a loopback socket in this event loop until the block ends."""
+    services = Services.build(
+        settings, profiles if profiles is not None else build_profiles(settings)
+    )
+    app = create_app(services, TOKEN)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}"
+    services.sessions.set_server_url(base_url, TOKEN)
+    config = uvicorn.Config(app, log_level="warning", ws_max_size=1024 * 1024, lifespan="on")
+    server = uvicorn.Server(config)
+    # uvicorn installs signal handlers only from serve() in the main thread; keep them out.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield RunningServer(services=services, base_url=base_url)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
