@@ -17,7 +17,8 @@ import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from agentpty.agents.base import AgentProfile
+from agentpty.agents.base import AgentProfile, agent_env
+from agentpty.agents.shell import ShellProfile
 from agentpty.api.app import create_app
 from agentpty.config import Settings
 from agentpty.service.container import Services, build_profiles
@@ -72,14 +73,23 @@ class TermClient:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.frames: list[dict[str, Any]] = []
-        self.output = ""
+        self._chunks: list[str] = []
+        self._output = ""
+
+    @property
+    def output(self) -> str:
+        """Every output frame's data so far, joined."""
+        if self._chunks:
+            self._output += "".join(self._chunks)
+            self._chunks.clear()
+        return self._output
 
     async def recv(self, wait: float = 10) -> dict[str, Any]:
         async with asyncio.timeout(timeout(wait)):
             frame: dict[str, Any] = json.loads(await self.ws.recv())
         self.frames.append(frame)
         if frame["type"] == "output":
-            self.output += frame["data"]
+            self._chunks.append(frame["data"])
         return frame
 
     async def recv_type(self, kind: str, wait: float = 10) -> dict[str, Any]:
@@ -91,8 +101,11 @@ class TermClient:
 
     async def read_until(self, text: str, wait: float = 10) -> str:
         """Read frames until the accumulated output contains ``text``."""
+        start = 0
         async with asyncio.timeout(timeout(wait)):
-            while text not in self.output:
+            # Search only what is new (plus an overlap): output can be megabytes.
+            while self.output.find(text, start) < 0:
+                start = max(0, len(self.output) - len(text))
                 await self.recv(wait)
         return self.output
 
@@ -107,6 +120,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def test_shell(environ: dict[str, str] | None = None) -> ShellProfile:
+    """bash without rc files: the suite must not depend on this machine's ~/.bashrc."""
+    env = agent_env(os.environ if environ is None else environ)
+    env["PS1"] = "$ "
+    return ShellProfile(env, shell="/bin/bash", args=("--norc", "--noprofile", "-i"))
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -127,9 +147,10 @@ async def serve(
     settings: Settings, profiles: dict[str, AgentProfile] | None = None
 ) -> AsyncIterator[RunningServer]:
     """Serve agentpty on a loopback socket in this event loop until the block ends."""
-    services = Services.build(
-        settings, profiles if profiles is not None else build_profiles(settings)
-    )
+    if profiles is None:
+        profiles = build_profiles(settings)
+        profiles["shell"] = test_shell()
+    services = Services.build(settings, profiles)
     app = create_app(services, TOKEN)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

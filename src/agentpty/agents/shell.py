@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from agentpty.agents.base import Launch
 
@@ -19,9 +19,15 @@ class ShellProfile:
     has_conversations = False
     expired_markers: tuple[str, ...] = ()
 
-    def __init__(self, env: Mapping[str, str], shell: str | None = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        shell: str | None = None,
+        args: Sequence[str] = ("-i",),
+    ) -> None:
         self._env = dict(env)
         self.shell = shell or env.get("SHELL") or "/bin/bash"
+        self.args = list(args)
 
     def unavailable_reason(self) -> str | None:
         if shutil.which(self.shell) is None and not os.access(self.shell, os.X_OK):
@@ -34,4 +40,4 @@ class ShellProfile:
     def launch(
         self, *, cwd: str, session_id: str | None, initial_prompt: str | None = None
     ) -> Launch:
-        return Launch(argv=[self.shell, "-i"], env=dict(self._env))
+        return Launch(argv=[self.shell, *self.args], env=dict(self._env))

@@ -6,12 +6,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from importlib.resources.abc import Traversable
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from agentpty import __version__
-from agentpty.api import hooks, projects, terminal
+from agentpty.api import hooks, milestones, projects, terminal
 from agentpty.api.auth import COOKIE, require_token, token_valid
 from agentpty.api.errors import install_error_handlers
 from agentpty.service.container import Services
@@ -43,7 +44,9 @@ def create_app(services: Services, token: str) -> FastAPI:
     install_error_handlers(app)
     guarded = [Depends(require_token)]
     app.include_router(projects.router, dependencies=guarded)
+    app.include_router(milestones.router, dependencies=guarded)
     app.include_router(terminal.router)
+    app.include_router(milestones.ws_router)
     app.include_router(hooks.router)
 
     @app.get("/healthz", tags=["meta"])
@@ -65,9 +68,18 @@ def create_app(services: Services, token: str) -> FastAPI:
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
-        path = web / name
-        if "/" in name or not path.is_file():
-            return JSONResponse({"detail": f"no static file {name!r}"}, status_code=404)
-        return FileResponse(str(path))
+        return _static_file(web, name)
+
+    @app.get("/static/vendor/{name}", include_in_schema=False)
+    async def vendor(name: str) -> Response:
+        return _static_file(web / "vendor", name)
 
     return app
+
+
+def _static_file(folder: Traversable, name: str) -> Response:
+    path = folder / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        hint = " (run 'make web' to install xterm.js)" if "vendor" in str(folder) else ""
+        return JSONResponse({"detail": f"no static file {name!r}{hint}"}, status_code=404)
+    return FileResponse(str(path))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agentpty.agents.base import AgentProfile, agent_env
 from agentpty.agents.claude import ClaudeProfile
 from agentpty.agents.shell import ShellProfile
 from agentpty.config import Settings
+from agentpty.service.milestones import MilestoneService
 from agentpty.service.projects import ProjectService
 from agentpty.service.sessions import SessionService
 from agentpty.store import open_store
@@ -20,6 +25,8 @@ from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.session import SessionLimits
 
 __all__ = ["Services", "build_profiles", "write_hook_settings"]
+
+log = logging.getLogger(__name__)
 
 
 def write_hook_settings(path: Path) -> Path:
@@ -33,8 +40,11 @@ def write_hook_settings(path: Path) -> Path:
     return path
 
 
-def build_profiles(settings: Settings) -> dict[str, AgentProfile]:
-    env = agent_env(os.environ, settings.env_drop)
+def build_profiles(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, AgentProfile]:
+    """The agent profiles, inheriting ``environ`` (default: the server's) minus secrets."""
+    env = agent_env(os.environ if environ is None else environ, settings.env_drop)
     return {
         "shell": ShellProfile(env),
         "claude": ClaudeProfile(
@@ -53,6 +63,8 @@ class Services:
     manager: SessionManager
     projects: ProjectService
     sessions: SessionService
+    milestones: MilestoneService
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
     def build(cls, settings: Settings, profiles: dict[str, AgentProfile] | None = None) -> Services:
@@ -75,13 +87,33 @@ class Services:
             ),
         )
         projects = ProjectService(store, profiles, settings.workspaces, default_agent)
-        return cls(settings, store, manager, projects, sessions)
+        milestones = MilestoneService(
+            store,
+            sessions,
+            new_project_command=settings.new_project_command,
+            new_milestone_command=settings.new_milestone_command,
+        )
+        return cls(settings, store, manager, projects, sessions, milestones)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """Run ``coro`` in a task owned by the services (cancelled on close, errors logged)."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
 
     async def open(self) -> None:
         await self.store.open()
 
     async def close(self) -> None:
         """Stop every session, then the store. Idempotent."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.sessions.shutdown()
         await self.store.close()
 

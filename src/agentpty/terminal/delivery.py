@@ -18,7 +18,14 @@ from enum import StrEnum
 
 from agentpty.terminal.session import TerminalSession
 
-__all__ = ["CommandQueue", "DeliveryOutcome", "DeliveryResult", "ReadyPolicy", "wait_ready"]
+__all__ = [
+    "CommandQueue",
+    "DeliveryOutcome",
+    "DeliveryResult",
+    "ReadyPolicy",
+    "wait_ready",
+    "watch_outcome",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +66,9 @@ class ReadyPolicy:
     timeout: float = 60.0
     submit_pause: float = 0.2
     bracketed_paste: bool = True
-    #: How long to watch the output for a rejection after Enter.
-    rejection_window: float = 1.5
+    #: How long to watch the output for a rejection after Enter (a busy
+    #: marker ends the watch early: the agent took the command).
+    rejection_window: float = 3.0
 
 
 async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
@@ -109,29 +117,64 @@ async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
     return session.alive
 
 
-async def _watch_for(session: TerminalSession, markers: Sequence[str], window: float) -> str | None:
-    """Return the first marker seen in output within ``window`` seconds, else None."""
-    if not markers or window <= 0:
+async def watch_outcome(
+    session: TerminalSession,
+    rejection: Sequence[str],
+    acceptance: Sequence[str],
+    window: float,
+    *,
+    after: str | None = None,
+    timeout: float = 60.0,
+) -> str | None:
+    """Watch output for ``window`` seconds after a command was submitted.
+
+    Returns the rejection marker seen first, or None when an acceptance
+    marker (the agent got busy), the window's end or the process exit came
+    first. With ``after``, the window only starts once that text has shown
+    (e.g. the prompt of an agent still starting), bounded by ``timeout``;
+    the screen as it is now counts as already seen. Output is matched as
+    text, keeping a short tail so a marker split across frames is found.
+    """
+    if not rejection or window <= 0:
         return None
-    found: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    seen = ""
+    loop = asyncio.get_running_loop()
+    decided: asyncio.Future[str | None] = loop.create_future()
+    seen = "\n".join(session.screen.lines()) if after is not None else ""
+    timer: asyncio.TimerHandle | None = None
+
+    def decide(result: str | None) -> None:
+        if not decided.done():
+            decided.set_result(result)
+
+    def examine() -> None:
+        nonlocal timer
+        for marker in rejection:
+            if marker in seen:
+                decide(marker)
+                return
+        if any(marker in seen for marker in acceptance):
+            decide(None)
+        elif timer is None and (after is None or after in seen):
+            timer = loop.call_later(window, decide, None)
 
     def on_output(text: str) -> None:
         nonlocal seen
-        # Keep a short tail so a marker split across frames is still found.
         seen = (seen + text)[-4096:]
-        for marker in markers:
-            if marker in seen and not found.done():
-                found.set_result(marker)
+        examine()
 
     remove = session.add_output_listener(on_output)
+    remove_exit = session.add_exit_callback(lambda _code: decide(None))
+    examine()
     try:
-        async with asyncio.timeout(window):
-            return await found
+        async with asyncio.timeout(timeout):
+            return await decided
     except TimeoutError:
         return None
     finally:
         remove()
+        remove_exit()
+        if timer is not None:
+            timer.cancel()
 
 
 class CommandQueue:
@@ -166,7 +209,12 @@ class CommandQueue:
             if not self.session.alive:
                 return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
             watcher = asyncio.ensure_future(
-                _watch_for(self.session, policy.rejection_markers, policy.rejection_window)
+                watch_outcome(
+                    self.session,
+                    policy.rejection_markers,
+                    policy.busy_markers,
+                    policy.rejection_window,
+                )
             )
             self.session.send_input("\r")
         try:

@@ -219,11 +219,21 @@ class PtyProcess:
         self.send_signal(signal.SIGWINCH)
 
     def send_signal(self, sig: int) -> None:
-        """Send ``sig`` to the child's whole process group."""
+        """Send ``sig`` to the child's process group and to the terminal's foreground job.
+
+        With job control (an interactive shell) the foreground job has its
+        own group: that is where Ctrl-C would go.
+        """
         if self._popen is None or self._exited:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._popen.pid, sig)
+        groups = {self._popen.pid}
+        with contextlib.suppress(OSError):
+            groups.add(os.tcgetpgrp(self._master))
+        # Never our own group (killpg(0) would mean it): only the child's session.
+        groups -= {0, os.getpgrp()}
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, sig)
 
     async def wait(self) -> int:
         assert self._exit_future is not None, "not spawned"

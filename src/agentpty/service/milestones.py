@@ -1,0 +1,207 @@
+"""Milestones: units of work typed into a project's one conversation.
+
+Starting a milestone writes its context under the workspace and delivers a
+command into the project's session: the new-project command when the
+conversation has never had a message (passed to the agent as its initial
+prompt when this start launches it), else the new-milestone command. Starts
+of one project are serialised, so twenty concurrent starts are delivered one
+at a time, in order, and exactly one of them is the new-project command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from agentpty.domain.errors import Conflict, InvalidInput, InvalidTransition
+from agentpty.domain.models import Milestone, MilestoneStatus, OutputProject, new_id, utcnow
+from agentpty.service.sessions import SessionService
+from agentpty.store.base import Store
+from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult, watch_outcome
+
+__all__ = ["MAX_CONTEXT", "MilestoneService"]
+
+log = logging.getLogger(__name__)
+
+MAX_CONTEXT = 1024 * 1024
+MAX_TITLE = 500
+Status = MilestoneStatus
+
+#: Allowed transitions: target status → statuses it may come from.
+TRANSITIONS: dict[MilestoneStatus, frozenset[MilestoneStatus]] = {
+    Status.IN_PROGRESS: frozenset({Status.PENDING}),
+    Status.COMPLETED: frozenset({Status.IN_PROGRESS}),
+    Status.FAILED: frozenset({Status.PENDING, Status.IN_PROGRESS}),
+}
+
+
+def context_relpath(milestone_id: str) -> str:
+    return f".milestones/{milestone_id}/MILESTONE-CONTEXT.md"
+
+
+class MilestoneService:
+    def __init__(
+        self,
+        store: Store,
+        sessions: SessionService,
+        *,
+        new_project_command: str,
+        new_milestone_command: str,
+    ) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.new_project_command = new_project_command
+        self.new_milestone_command = new_milestone_command
+        self._project_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    async def create(self, output_project_id: str, title: str, context: str) -> Milestone:
+        title = title.strip()
+        if not title or len(title) > MAX_TITLE:
+            raise InvalidInput(f"title must be 1..{MAX_TITLE} characters")
+        if len(context.encode()) > MAX_CONTEXT:
+            raise InvalidInput(f"context exceeds {MAX_CONTEXT} bytes; link to files instead")
+        await self.store.get_project(output_project_id)
+        milestone = Milestone(
+            id=new_id(), output_project_id=output_project_id, title=title, context=context
+        )
+        return await self.store.create_milestone(milestone)
+
+    async def get(self, milestone_id: str) -> Milestone:
+        return await self.store.get_milestone(milestone_id)
+
+    async def list(
+        self,
+        output_project_id: str | None,
+        status: MilestoneStatus | None,
+        skip: int,
+        limit: int,
+    ) -> tuple[list[Milestone], int]:
+        return await self.store.list_milestones(output_project_id, status, skip, limit)
+
+    async def delete(self, milestone_id: str) -> None:
+        if not await self.store.delete_milestone(milestone_id, {Status.PENDING}):
+            current = await self.store.get_milestone(milestone_id)
+            raise InvalidTransition(
+                f"milestone is {current.status}; only pending milestones can be deleted"
+            )
+
+    async def transition(self, milestone_id: str, status: MilestoneStatus) -> Milestone:
+        """Complete or fail a milestone; ``InvalidTransition`` names the current status."""
+        fields: dict[str, Any] = {}
+        if status in (Status.COMPLETED, Status.FAILED):
+            fields["completed_at"] = utcnow()
+        allowed = TRANSITIONS[status]
+        updated = await self.store.transition_milestone(milestone_id, allowed, status, **fields)
+        if updated is None:
+            current = await self.store.get_milestone(milestone_id)
+            raise InvalidTransition(
+                f"cannot move milestone from {current.status} to {status}; allowed from: "
+                + ", ".join(sorted(str(s) for s in allowed))
+            )
+        return updated
+
+    # -- start: context file, then command delivery
+
+    async def start(self, milestone_id: str) -> tuple[Milestone, DeliveryResult]:
+        """Deliver the milestone's command; it becomes in_progress only once delivered.
+
+        If delivery fails, the milestone stays pending with ``status_reason``.
+        """
+        milestone = await self.store.get_milestone(milestone_id)
+        self._check_startable(milestone)
+        async with self._project_locks[milestone.output_project_id]:
+            milestone = await self.store.get_milestone(milestone_id)
+            self._check_startable(milestone)
+            project = await self.store.get_project(milestone.output_project_id)
+            relpath = self._write_context(project, milestone)
+            first = await self._conversation_is_new(project)
+            template = self.new_project_command if first else self.new_milestone_command
+            command = template.format(
+                context_path=relpath, milestone_id=milestone.id, title=milestone.title
+            )
+            log.info("project %s: milestone %s → %r", project.id, milestone.id, command)
+            result = await self._deliver(project, command, initial=first)
+            if not result.ok:
+                updated = await self.store.update_milestone(
+                    milestone.id,
+                    status_reason=result.reason or str(result.outcome),
+                    context_path=relpath,
+                )
+                return updated, result
+            started = await self.store.transition_milestone(
+                milestone.id,
+                {Status.PENDING},
+                Status.IN_PROGRESS,
+                started_at=utcnow(),
+                context_path=relpath,
+                status_reason=None,
+            )
+            if started is None:
+                raise Conflict("the milestone changed while its command was being delivered")
+            return started, result
+
+    @staticmethod
+    def _check_startable(milestone: Milestone) -> None:
+        if milestone.status != Status.PENDING:
+            raise InvalidTransition(
+                f"cannot start milestone: it is {milestone.status}; only pending milestones start"
+            )
+
+    @staticmethod
+    def _write_context(project: OutputProject, milestone: Milestone) -> str:
+        root = Path(project.workspace_path)
+        relpath = context_relpath(milestone.id)
+        path = root / relpath
+        try:
+            (root / ".planning").mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"# {milestone.title}\n\n{milestone.context}\n", encoding="utf-8")
+        except OSError as exc:
+            raise Conflict(f"cannot write {path}: {exc.strerror}") from exc
+        return relpath
+
+    async def _conversation_is_new(self, project: OutputProject) -> bool:
+        """True when the project's conversation has never had a message."""
+        profile = self.sessions.profiles[project.agent]
+        if profile.has_conversations:
+            fresh = await self.store.get_project(project.id)
+            return fresh.agent_session_id is None or not profile.conversation_exists(
+                fresh.agent_session_id
+            )
+        # No conversation to inspect (shell): new until a milestone has been started.
+        started = [
+            m
+            for status in (Status.IN_PROGRESS, Status.COMPLETED, Status.FAILED)
+            for m in (await self.store.list_milestones(project.id, status, 0, 1))[0]
+        ]
+        return not started
+
+    async def _deliver(
+        self, project: OutputProject, command: str, *, initial: bool
+    ) -> DeliveryResult:
+        profile = self.sessions.profiles[project.agent]
+        if initial and profile.has_conversations:
+            live, started = await self.sessions.ensure(project, initial_prompt=command)
+            if started:
+                # The agent submits its initial prompt itself; watch for a refusal.
+                policy = live.commands.policy
+                rejected = await watch_outcome(
+                    live.terminal,
+                    policy.rejection_markers,
+                    policy.busy_markers,
+                    policy.rejection_window,
+                    after=policy.marker,
+                    timeout=policy.timeout,
+                )
+                if rejected is not None:
+                    return DeliveryResult(
+                        DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}"
+                    )
+                if not live.terminal.alive:
+                    return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
+                return DeliveryResult(DeliveryOutcome.DELIVERED)
+            return await live.commands.deliver(command)
+        return await self.sessions.send(project, command, submit=True)

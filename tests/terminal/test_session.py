@@ -1,0 +1,156 @@
+"""TerminalSession on real PTYs: signals, resize, exit, slow clients, idle policy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from agentpty.domain.models import SessionState
+from agentpty.terminal.manager import SessionManager
+from agentpty.terminal.session import SessionLimits, Subscriber, TerminalSession
+from tests.helpers import timeout
+
+ENV = {"PATH": os.environ["PATH"], "TERM": "xterm-256color", "PS1": "$ "}
+
+
+async def read_until(subscriber: Subscriber, text: str, wait: float = 10) -> str:
+    seen = ""
+    async with asyncio.timeout(timeout(wait)):
+        while text not in seen:
+            frame = await subscriber.get()
+            assert frame.kind == "output", f"process ended before {text!r}: {seen!r}"
+            seen += frame.data
+    return seen
+
+
+def shell(**kwargs: object) -> TerminalSession:
+    return TerminalSession("k", ["/bin/sh"], cwd="/", env=ENV, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_child_sees_resize() -> None:
+    """After resize the child's terminal reports the new size (stty size)."""
+    session = shell()
+    session.start()
+    subscriber, _ = session.subscribe()
+    session.resize(33, 121)
+    session.send_input("stty size\n")
+    await read_until(subscriber, "33 121")
+    await session.stop()
+
+
+async def test_sigint_interrupts_sleep() -> None:
+    """SIGINT to the group interrupts a foreground sleep; the shell lives on."""
+    session = shell()
+    session.start()
+    subscriber, _ = session.subscribe()
+    session.send_input("sleep 100\n")
+    await read_until(subscriber, "sleep 100")
+    # Wait until sleep is the terminal's foreground job, then interrupt it.
+    await asyncio.sleep(0.3)
+    session.send_signal("SIGINT")
+    session.send_input("echo after-$?\n")
+    await read_until(subscriber, "after-130")
+    assert session.alive
+    await session.stop()
+
+
+async def test_exit_code_and_closed_frame() -> None:
+    """A process that exits closes every subscriber with its exit code."""
+    session = TerminalSession("k", ["/bin/sh", "-c", "echo bye; exit 7"], cwd="/", env=ENV)
+    subscriber, _ = session.subscribe()
+    session.start()
+    await read_until(subscriber, "bye")
+    frame = await subscriber.get()
+    assert frame.kind == "closed" and frame.exit_code == 7
+    assert session.state == SessionState.EXITED
+
+
+async def test_eof_ends_cat() -> None:
+    """EOF sends the Ctrl-D byte: cat at the start of a line exits."""
+    session = TerminalSession("k", ["cat"], cwd="/", env=ENV)
+    session.start()
+    session.send_signal("EOF")
+    assert await asyncio.wait_for(session.wait(), timeout(10)) == 0
+
+
+async def test_stalled_subscriber_is_resynced_without_slowing_others() -> None:
+    """A subscriber that never reads gets a snapshot later; a reading one sees all output."""
+    limits = SessionLimits(subscriber_backlog=64 * 1024)
+    session = TerminalSession(
+        "k", ["/bin/sh", "-c", "seq 1 200000; echo END-OF-SEQ"], cwd="/", env=ENV, limits=limits
+    )
+    stalled, _ = session.subscribe()
+    fast, _ = session.subscribe()
+    session.start()
+    seen = await read_until(fast, "END-OF-SEQ", wait=60)
+    assert "\n199999\r\n" in seen
+    assert stalled.resyncs >= 1
+    frame = await stalled.get()
+    assert frame.kind == "output" and "END-OF-SEQ" in frame.data  # a fresh snapshot
+
+
+async def test_idle_session_without_clients_is_stopped() -> None:
+    """No client and no output for the idle timeout: the session stops gracefully."""
+    session = shell(idle_timeout=0.3)
+    session.start()
+    subscriber, _ = session.subscribe()
+    session.unsubscribe(subscriber)
+    await asyncio.wait_for(session.wait(), timeout(10))
+    assert session.stop_reason == "idle"
+
+
+async def test_attached_session_is_not_idle_stopped() -> None:
+    """While a client is attached the idle policy leaves the session alone."""
+    session = shell(idle_timeout=0.2)
+    session.start()
+    subscriber, _ = session.subscribe()
+    done, _ = await asyncio.wait({asyncio.ensure_future(session.wait())}, timeout=0.6)
+    assert not done and session.alive
+    session.unsubscribe(subscriber)
+    await asyncio.wait_for(session.wait(), timeout(10))
+
+
+async def test_stop_escalates_to_sigkill() -> None:
+    """A child ignoring SIGTERM and SIGHUP is killed after the grace period."""
+    script = "import signal,time;[signal.signal(s,signal.SIG_IGN) for s in (1,15)];print('armed',flush=True);time.sleep(60)"
+    session = TerminalSession(
+        "k", [sys.executable, "-c", script], cwd="/", env=ENV, limits=SessionLimits(stop_grace=0.3)
+    )
+    subscriber, _ = session.subscribe()
+    session.start()
+    await read_until(subscriber, "armed")
+    assert await asyncio.wait_for(session.stop(), timeout(10)) == 128 + 9
+
+
+async def test_manager_starts_one_process_for_concurrent_callers() -> None:
+    """Twenty concurrent ensure() calls for one key start exactly one process."""
+    manager = SessionManager()
+    starts = 0
+
+    async def factory() -> TerminalSession:
+        nonlocal starts
+        starts += 1
+        await asyncio.sleep(0.05)  # a slow start widens the race window
+        session = shell()
+        session.start()
+        return session
+
+    results = await asyncio.gather(*(manager.ensure("p", factory) for _ in range(20)))
+    assert starts == 1
+    assert len({id(session) for session, _ in results}) == 1
+    assert sum(started for _, started in results) == 1
+    await manager.shutdown()
+
+
+async def test_screen_snapshot_shows_earlier_output() -> None:
+    """A late subscriber's snapshot holds what was printed before it came."""
+    session = shell()
+    session.start()
+    first, _ = session.subscribe()
+    session.send_input("echo snap-$((6*7))\n")
+    await read_until(first, "snap-42")
+    _, snapshot = session.subscribe()
+    assert "snap-42" in snapshot
+    assert "snap-42" in session.screen.text()
+    await session.stop()
