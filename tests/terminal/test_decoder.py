@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 
 from hypothesis import given
@@ -23,7 +24,7 @@ def test_characters_split_across_reads_arrive_intact(text: str, cuts: list[int])
 
     async def feed() -> None:
         session._loop = asyncio.get_running_loop()
-        for start, end in zip(offsets, offsets[1:], strict=False):
+        for start, end in itertools.pairwise(offsets):
             session._on_bytes(data[start:end])
         session._flush()
 

@@ -113,7 +113,10 @@ async def test_attached_session_is_not_idle_stopped() -> None:
 
 async def test_stop_escalates_to_sigkill() -> None:
     """A child ignoring SIGTERM and SIGHUP is killed after the grace period."""
-    script = "import signal,time;[signal.signal(s,signal.SIG_IGN) for s in (1,15)];print('armed',flush=True);time.sleep(60)"
+    script = (
+        "import signal,time;[signal.signal(s,signal.SIG_IGN) for s in (1,15)];"
+        "print('armed',flush=True);time.sleep(60)"
+    )
     session = TerminalSession(
         "k", [sys.executable, "-c", script], cwd="/", env=ENV, limits=SessionLimits(stop_grace=0.3)
     )

@@ -1,0 +1,133 @@
+"""``python -m bench``: measure agentpty against its budgets and print a Markdown table.
+
+One run, one machine, one server process (``agentpty serve`` as a child, so
+its CPU and memory are its own). The table goes to stdout and to
+``bench/RESULTS.md``; progress goes to stderr. The exit code is 1 when a
+budget fails (or a measurement breaks), 2 when the server cannot start.
+Budgets are checked here and never in the test suite: they depend on the
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bench import echo, idle_cpu, idle_rss, throughput
+from bench.context import Bench, Options
+from bench.report import Row, machine_line, render_table
+from bench.server import ServerProcess, Shutdown
+
+Measure = Callable[[Bench], Awaitable[list[Row]]]
+
+#: In table order: (a) to (d) as DESIGN.md's budgets list them.
+MEASUREMENTS: dict[str, Measure] = {
+    "throughput": throughput.measure,
+    "echo": echo.measure,
+    "idle-cpu": idle_cpu.measure,
+    "idle-rss": idle_rss.measure,
+}
+#: The idle measurements go first: the memory baseline must precede every
+#: session, and no flood may have grown the heap before memory is read.
+#: Echo and throughput then run with the idle fleet still attached.
+RUN_ORDER = ("idle-cpu", "idle-rss", "echo", "throughput")
+SHUTDOWN_TIMEOUT = 15.0
+DEFAULT_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="Measure agentpty's hot path against its budgets."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and a 5 s idle window (smoke run)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(MEASUREMENTS),
+        metavar="NAME",
+        help=f"run only this measurement (repeatable): {', '.join(MEASUREMENTS)}",
+    )
+    parser.add_argument(
+        "--results", type=Path, default=DEFAULT_RESULTS, help="where to write the table"
+    )
+    return parser.parse_args(argv)
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _shutdown_row(shutdown: Shutdown) -> Row:
+    if shutdown.exit_code is None:
+        ended = f"did not exit within {SHUTDOWN_TIMEOUT:g} s (killed)"
+    elif shutdown.exit_code < 0:
+        ended = f"exited on signal {signal.Signals(-shutdown.exit_code).name}"
+    else:
+        ended = f"exit code {shutdown.exit_code}"
+    return Row(
+        "server shutdown on SIGTERM",
+        f"{ended} after {shutdown.seconds:.2f} s; "
+        f"{shutdown.survivors} of {shutdown.children} agent processes left running",
+        f"exits within {SHUTDOWN_TIMEOUT:g} s, none left",
+        shutdown.clean,
+    )
+
+
+async def _run(options: Options, selected: list[str]) -> list[Row]:
+    results: dict[str, list[Row]] = {}
+    with tempfile.TemporaryDirectory(prefix="agentpty-bench-") as tmp:
+        _log("starting the server")
+        server = await ServerProcess.start(Path(tmp))
+        bench: Bench | None = None
+        try:
+            await server.warm_up()
+            bench = Bench(server, options, baseline_rss_mib=server.rss_mib())
+            for name in RUN_ORDER:
+                if name not in selected:
+                    continue
+                _log(f"running {name}")
+                started = time.perf_counter()
+                try:
+                    results[name] = await MEASUREMENTS[name](bench)
+                except Exception as exc:
+                    _log(f"{name} failed: {exc!r}\nserver log:\n{server.log_tail()}")
+                    results[name] = [Row(name, f"error: {exc!r}", "completes", False)]
+                _log(f"{name} done in {time.perf_counter() - started:.1f} s")
+        finally:
+            if bench is not None and bench.fleet is not None:
+                await bench.fleet.close()
+            shutdown = await server.stop(timeout=SHUTDOWN_TIMEOUT)
+    rows = [row for name in MEASUREMENTS if name in results for row in results[name]]
+    return [*rows, _shutdown_row(shutdown)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    options = Options(quick=args.quick)
+    selected = args.only or list(MEASUREMENTS)
+    mode = "quick" if args.quick else "full"
+    if args.only:
+        mode += f", only {', '.join(args.only)}"
+    header = machine_line(mode)
+    try:
+        rows = asyncio.run(_run(options, selected))
+    except RuntimeError as exc:
+        _log(str(exc))
+        return 2
+    text = f"{header}\n\n{render_table(rows)}\n"
+    print(text)
+    args.results.write_text(f"# agentpty benchmark results\n\n{text}")
+    _log(f"table written to {args.results}")
+    return 1 if any(row.passed is False for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

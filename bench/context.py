@@ -1,0 +1,41 @@
+"""What the measurements of one run share: the server, the options, the idle fleet.
+
+One server process serves the whole run. Its resident memory is taken once,
+right after start-up and a warm-up request, before any session exists: the
+baseline of the per-session memory budget. The idle fleet is built by the
+first measurement that needs it and stays attached for the rest of the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.fleet import Fleet
+from bench.server import ServerProcess
+
+__all__ = ["Bench", "Options"]
+
+
+@dataclass(frozen=True)
+class Options:
+    quick: bool
+    fleet_size: int = 50
+
+
+@dataclass
+class Bench:
+    server: ServerProcess
+    options: Options
+    #: VmRSS after start-up and one warm-up request, before any session.
+    baseline_rss_mib: float
+    fleet: Fleet | None = None
+
+    async def idle_fleet(self) -> Fleet:
+        """The attached idle sessions, started on first use."""
+        if self.fleet is None:
+            self.fleet = await Fleet.start(self.server, self.options.fleet_size)
+        return self.fleet
+
+    @property
+    def idle_sessions(self) -> int:
+        return 0 if self.fleet is None else self.fleet.size

@@ -1,0 +1,243 @@
+"""(a) Output throughput: a flood through agentpty's WebSocket vs read straight off a PTY.
+
+Agent output comes in bursts (a build log, a diff, a ``cat`` of a big file);
+DESIGN.md decision 7 wants the server to pass them on at a good fraction of
+what the PTY itself delivers. The same pipeline prints the same bytes both
+ways:
+
+- **direct**: ``bash -c PIPELINE`` on a fresh ``os.openpty()`` in this
+  process, the master read with ``os.read`` until EOF; timed from spawn to EOF.
+- **agentpty**: the pipeline typed into an already running shell session
+  (shell start-up is not timed), a marker printed after it; timed from
+  sending the input frame to the marker arriving. Only the pipeline's own
+  output counts: the text between its first line and the marker.
+
+Lines are 98 digits; the PTY turns each ``\\n`` into ``\\r\\n``, so the
+pipeline produces exactly ``100 * lines`` bytes (ASCII: one byte, one
+character). A client more than 2 MiB behind is resynchronised by the server
+from a screen snapshot, losing output: received lines are counted outside
+snapshot frames so a loss shows as received < produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import struct
+import subprocess
+import termios
+import time
+from dataclasses import dataclass
+
+from bench.client import Compression, Terminal
+from bench.context import Bench
+from bench.report import Row
+from bench.server import PROMPT
+
+__all__ = ["measure"]
+
+LINE_OUT = "0" * 98 + "\r\n"
+#: Bytes per line as read from the PTY master.
+LINE_BYTES = len(LINE_OUT)
+#: Short enough that the typed line never wraps at 120 columns.
+PIPELINE = "yes $(printf %098d 0) | head -n {lines}"
+#: What a resync frame starts with (the server clears the client's screen first).
+RESET = "\x1bc"
+ROWS, COLS = 24, 120
+BUDGET_RATIO = 0.60
+#: The budget applies to what a browser gets (it offers permessage-deflate);
+#: the uncompressed variant shows what compression costs.
+VARIANTS: tuple[Compression, ...] = ("deflate", None)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One timed pass of the pipeline: characters produced and received, and CPU used."""
+
+    produced: int
+    received: int
+    seconds: float
+    resyncs: int = 0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """Received bytes per second."""
+        return self.received / self.seconds
+
+
+def read_direct(lines: int) -> Run:
+    """Run the pipeline on a fresh PTY and read its master until EOF (blocking; use a thread)."""
+    master, slave = os.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+    cpu = time.process_time()
+    started = time.perf_counter()
+    try:
+        process = subprocess.Popen(
+            ["/bin/bash", "-c", PIPELINE.format(lines=lines)],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+        )
+    finally:
+        os.close(slave)
+    received = 0
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the last slave fd closed
+                break
+            if not data:
+                break
+            received += len(data)
+    finally:
+        os.close(master)
+    seconds = time.perf_counter() - started
+    process.wait()
+    return Run(lines * LINE_BYTES, received, seconds, client_cpu=time.process_time() - cpu)
+
+
+async def read_through_agentpty(bench: Bench, terminal: Terminal, lines: int, run: int) -> Run:
+    """Type the pipeline into the session; count its output until the end marker arrives."""
+    # The marker is typed as arithmetic so the echoed command line cannot match it,
+    # and numbered so a snapshot of an earlier run's screen cannot either.
+    marker = f"BENCH_42_END_{run}"
+    command = f"{PIPELINE.format(lines=lines)}; echo BENCH_$((6*7))_END_{run}\r"
+    segments: list[str] = []  # output between resyncs
+    current: list[str] = []
+    resyncs = 0
+    tail = ""
+    server_cpu = bench.server.cpu_seconds()
+    client_cpu = time.process_time()
+    started = time.perf_counter()
+    await terminal.type(command)
+    async with asyncio.timeout(300):
+        while True:
+            frame = json.loads(await terminal.ws.recv())
+            if frame["type"] != "output":
+                continue
+            data: str = frame["data"]
+            if data.startswith(RESET):
+                # Backlog dropped; this frame is a screen snapshot, not the stream.
+                resyncs += 1
+                segments.append("".join(current))
+                current = []
+                tail = ""
+                continue
+            current.append(data)
+            if marker in tail + data:
+                break
+            tail = data[-len(marker) :]
+    # The prompt after the marker may be in the frame that carried it.
+    terminal.output = tail + data
+    seconds = time.perf_counter() - started
+    client_cpu = time.process_time() - client_cpu
+    server_cpu = bench.server.cpu_seconds() - server_cpu
+    segments.append("".join(current))
+    received = 0
+    for segment in segments:
+        end = segment.find(marker)
+        body = segment if end < 0 else segment[:end]
+        received += body.count(LINE_OUT) * LINE_BYTES
+    del segments, current
+    # Let the prompt come back before the next command is typed.
+    await terminal.read_until(PROMPT, start=terminal.output.index(marker))
+    return Run(lines * LINE_BYTES, received, seconds, resyncs, server_cpu, client_cpu)
+
+
+def _mb(rate: float) -> str:
+    return f"{rate / 1e6:.1f} MB/s"
+
+
+def _label(compression: Compression) -> str:
+    return "JSON frames, " + (
+        "permessage-deflate (as browsers)" if compression else "no compression"
+    )
+
+
+def _median(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
+
+
+async def measure(bench: Bench) -> list[Row]:
+    quick = bench.options.quick
+    size = (8 if quick else 64) * 1024 * 1024
+    lines = size // LINE_BYTES
+    repeats = 1 if quick else 7
+    server = bench.server
+
+    terminals: dict[Compression, Terminal] = {}
+    project_ids: list[str] = []
+    direct_runs: list[Run] = []
+    ws_runs: dict[Compression, list[Run]] = {c: [] for c in VARIANTS}
+    try:
+        # One session per variant: the compression is agreed per connection, and
+        # a second client on one session would double the server's work.
+        for compression in VARIANTS:
+            project_ids.append(await server.create_project(f"throughput {compression}"))
+            terminal = await Terminal.attach(
+                server, project_ids[-1], compression=compression, rows=ROWS, cols=COLS
+            )
+            terminals[compression] = terminal
+            await terminal.read_until(PROMPT)
+        # Interleaved, so a slow phase of the machine weighs on every side alike.
+        for n in range(repeats):
+            direct = await asyncio.to_thread(read_direct, lines)
+            if direct.received != direct.produced:
+                raise RuntimeError(
+                    f"direct read got {direct.received} bytes, expected {direct.produced}"
+                )
+            direct_runs.append(direct)
+            for compression, terminal in terminals.items():
+                ws_runs[compression].append(await read_through_agentpty(bench, terminal, lines, n))
+    finally:
+        for terminal in terminals.values():
+            await terminal.close()
+        for project_id in project_ids:
+            await server.delete_project(project_id)
+
+    per_run = f"{size // (1024 * 1024)} MiB × {repeats}, median"
+    direct = _median(direct_runs)
+    rows = [
+        Row(
+            f"(a) output throughput, direct PTY read ({per_run})",
+            f"{_mb(direct.rate)} (runs: {', '.join(_mb(r.rate) for r in direct_runs)})",
+        )
+    ]
+    ratios: dict[Compression, float] = {}
+    for compression, runs in ws_runs.items():
+        ws = _median(runs)
+        ratios[compression] = ws.rate / direct.rate
+        produced = sum(r.produced for r in runs)
+        received = sum(r.received for r in runs)
+        resyncs = sum(r.resyncs for r in runs)
+        delivered = (
+            f"received all {received:,} chars"
+            if received == produced
+            else f"LOSS: received {received:,} < produced {produced:,} chars"
+        )
+        rows.append(
+            Row(
+                f"(a) output throughput via WebSocket, {_label(compression)} ({per_run})",
+                f"{_mb(ws.rate)} (runs: {', '.join(_mb(r.rate) for r in runs)}); "
+                f"server CPU {ws.server_cpu / ws.seconds:.0%} of a core, "
+                f"client {ws.client_cpu / ws.seconds:.0%}; {delivered}, {resyncs} resync(s)",
+            )
+        )
+    rows.append(
+        Row(
+            f"(a) throughput ratio WebSocket / direct, {_label('deflate')}",
+            f"{ratios['deflate']:.2f}",
+            f"≥ {BUDGET_RATIO:.2f}",
+            ratios["deflate"] >= BUDGET_RATIO,
+        )
+    )
+    rows.append(
+        Row(f"(a) throughput ratio WebSocket / direct, {_label(None)}", f"{ratios[None]:.2f}")
+    )
+    return rows
