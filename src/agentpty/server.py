@@ -26,11 +26,14 @@ class RedactSecrets(logging.Filter):
     """Hide ``token=`` and ``key=`` query values in uvicorn's access and error lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = _SECRET_PARAMS.sub(r"\1***", record.getMessage())
-            record.args = None
-        else:
-            record.msg = _SECRET_PARAMS.sub(r"\1***", str(record.msg))
+        # Keep the args' shape: uvicorn's access formatter unpacks them.
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_PARAMS.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _SECRET_PARAMS.sub(r"\1***", record.msg)
         return True
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from agentpty.domain.errors import InvalidInput, SessionStartError
 
-__all__ = ["MAX_PENDING_INPUT", "PtyProcess", "exit_code_of"]
+__all__ = ["MAX_PENDING_INPUT", "PtyProcess", "exit_code_of", "session_members"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,24 @@ MAX_PENDING_INPUT = 4 * 1024 * 1024
 def exit_code_of(returncode: int) -> int:
     """Shell convention: a child killed by signal N exits with 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+def session_members(sid: int) -> list[int]:
+    """Pids of the live (not zombie) processes whose session id is ``sid`` (Linux /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces) start after ")".
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 3 and int(fields[3]) == sid and fields[0] != b"Z":
+            members.append(int(entry))
+    return members
 
 
 def _set_controlling_tty() -> None:  # pragma: no cover - runs in the child
@@ -160,8 +178,7 @@ class PtyProcess:
         returncode = self._popen.wait()
         # Members of the group that outlive the leader get the hangup a
         # closing terminal would give them; none is left behind.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._popen.pid, signal.SIGHUP)
+        self.signal_session(signal.SIGHUP)
         self._drain()
         self.pause_reading()
         if self._out:
@@ -235,6 +252,21 @@ class PtyProcess:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, sig)
 
+    def signal_session(self, sig: int) -> int:
+        """Send ``sig`` to every process still in the child's session; return how many.
+
+        Jobs of an interactive shell live in process groups of their own, so
+        signalling the leader's group is not enough to leave nothing behind.
+        """
+        if self._popen is None:
+            return 0
+        count = 0
+        for pid in session_members(self._popen.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+                count += 1
+        return count
+
     async def wait(self) -> int:
         assert self._exit_future is not None, "not spawned"
         return await asyncio.shield(self._exit_future)
@@ -256,4 +288,7 @@ class PtyProcess:
                     return await self.wait()
             except TimeoutError:
                 self.send_signal(signal.SIGKILL)
-        return await self.wait()
+        code = await self.wait()
+        # Whatever the leader left behind in its session goes too.
+        self.signal_session(signal.SIGKILL)
+        return code
