@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -98,7 +99,10 @@ async def _run(options: Options, selected: list[str]) -> list[Row]:
                 try:
                     results[name] = await MEASUREMENTS[name](bench)
                 except Exception as exc:
-                    _log(f"{name} failed: {exc!r}\nserver log:\n{server.log_tail()}")
+                    _log(
+                        f"{name} failed:\n{traceback.format_exc()}"
+                        f"server log (end):\n{server.log_tail()}"
+                    )
                     results[name] = [Row(name, f"error: {exc!r}", "completes", False)]
                 _log(f"{name} done in {time.perf_counter() - started:.1f} s")
         finally:

@@ -123,21 +123,24 @@ async def read_through_agentpty(bench: Bench, terminal: Terminal, lines: int, ru
                 continue
             data: str = frame["data"]
             if data.startswith(RESET):
-                # Backlog dropped; this frame is a screen snapshot, not the stream.
+                # The backlog was dropped and this frame is a screen snapshot: its
+                # lines are not the stream, but the marker may be shown only here.
                 resyncs += 1
                 segments.append("".join(current))
                 current = []
                 tail = ""
+                if marker in data:
+                    break
                 continue
             current.append(data)
             if marker in tail + data:
                 break
             tail = data[-len(marker) :]
-    # The prompt after the marker may be in the frame that carried it.
-    terminal.output = tail + data
     seconds = time.perf_counter() - started
     client_cpu = time.process_time() - client_cpu
     server_cpu = bench.server.cpu_seconds() - server_cpu
+    # The prompt after the marker may be in the frame that carried it.
+    terminal.output = tail + data
     segments.append("".join(current))
     received = 0
     for segment in segments:

@@ -76,6 +76,8 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))
+        # Listening now lets clients connect (and queue) as soon as the URL is printed.
+        sock.listen(config.backlog)
     except OSError as exc:
         print(
             f"agentpty: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",

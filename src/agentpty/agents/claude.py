@@ -34,6 +34,7 @@ class ClaudeProfile:
     expired_markers: tuple[str, ...] = (
         "No conversation found with session ID",
         "is already in use",
+        "Invalid session ID",
     )
 
     def __init__(

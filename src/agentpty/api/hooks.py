@@ -41,7 +41,7 @@ async def claude_hook(
         event.source,
         event.session_id,
     )
-    changed = await svc.sessions.report_agent_session_id(
-        project_id, event.session_id, event.source or event.hook_event_name
+    changed = await svc.sessions.report_hook(
+        project_id, event.hook_event_name, event.session_id, event.source
     )
     return {"changed": changed}

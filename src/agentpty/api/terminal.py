@@ -87,10 +87,12 @@ async def attach(websocket: WebSocket, svc: Services, project: OutputProject) ->
         await websocket.close(CloseCode.START_FAILED, "session could not start")
         return
     current: LiveSession | None = live
+    # The client that started a replacement of an expired conversation is told.
+    announce = started and live.replaced is not None
     try:
         while current is not None:
-            current = await _relay(websocket, current, started, (rows, cols))
-            started = True
+            current = await _relay(websocket, current, started, (rows, cols), announce)
+            started = announce = True
     except (WebSocketDisconnect, OSError, RuntimeError):
         # The client went away (RuntimeError: sending on a closed socket).
         return
@@ -99,15 +101,25 @@ async def attach(websocket: WebSocket, svc: Services, project: OutputProject) ->
 
 
 async def _relay(
-    websocket: WebSocket, live: LiveSession, started: bool, size: tuple[int, int]
+    websocket: WebSocket,
+    live: LiveSession,
+    started: bool,
+    size: tuple[int, int],
+    announce_expiry: bool,
 ) -> LiveSession | None:
-    """Relay one session; return the session that replaced it, if its conversation expired."""
+    """Relay one session; return the session that replaced it, if its conversation expired.
+
+    Sends ``status``, the screen snapshot, then (``announce_expiry``) the
+    SESSION_EXPIRED error, then live output.
+    """
     terminal = live.terminal
     subscriber, snapshot = terminal.subscribe()
     client_size = size
     try:
         await websocket.send_text(status_frame(**live.status()))
         await websocket.send_text(output_frame(snapshot))
+        if announce_expiry:
+            await websocket.send_text(error_frame("SESSION_EXPIRED", _expired_message(live)))
         if terminal.alive and (not started or terminal.size != client_size):
             # Full-screen TUIs only repaint on SIGWINCH: send one even if unchanged.
             terminal.resize(*client_size)
@@ -116,7 +128,6 @@ async def _relay(
             while True:
                 frame = await subscriber.get()
                 if frame.kind == "closed":
-                    await websocket.send_text(closed_frame(frame.exit_code))
                     return
                 await websocket.send_text(output_frame(frame.data))
 
@@ -159,14 +170,17 @@ async def _relay(
             raise group_exc.exceptions[0] from None
     finally:
         terminal.unsubscribe(subscriber)
+    # A process replaced after its conversation expired is not an end for the
+    # client: it gets the new session's status instead of `closed`.
     successor = await live.successor
-    if successor is not None:
-        old = (live.agent_session_id or "")[:8]
-        await websocket.send_text(
-            error_frame(
-                "SESSION_EXPIRED",
-                f"conversation {old} could not be resumed (the agent no longer has it); "
-                f"started a fresh conversation {(successor.agent_session_id or '')[:8]}",
-            )
-        )
+    if successor is None and not terminal.alive:
+        await websocket.send_text(closed_frame(terminal.exit_code))
     return successor
+
+
+def _expired_message(fresh: LiveSession) -> str:
+    old = (fresh.replaced or "")[:8]
+    return (
+        f"conversation {old} could not be resumed (the agent no longer has it); "
+        f"started a fresh conversation {(fresh.agent_session_id or '')[:8]}"
+    )

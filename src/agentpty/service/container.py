@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from agentpty.agents.shell import ShellProfile
 from agentpty.config import Settings
 from agentpty.service.milestones import MilestoneService
 from agentpty.service.projects import ProjectService
+from agentpty.service.runs import RunService
 from agentpty.service.sessions import SessionService
 from agentpty.store import open_store
 from agentpty.store.base import Store
@@ -30,13 +33,16 @@ log = logging.getLogger(__name__)
 
 
 def write_hook_settings(path: Path) -> Path:
-    """Claude Code settings whose SessionStart hook reports the conversation id to us."""
-    import json
+    """Claude Code settings whose hooks report the conversation id to this server.
 
-    command = f"{sys.executable} -m agentpty hook"
+    SessionStart fires at start-up, on resume and after ``/clear`` (with the new
+    id); UserPromptSubmit tells us the conversation now holds a message.
+    """
+    command = f"{shlex.quote(sys.executable)} -m agentpty hook"
     hook = [{"matcher": "", "hooks": [{"type": "command", "command": command, "timeout": 10}]}]
+    settings = {"hooks": {"SessionStart": hook, "UserPromptSubmit": hook}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"hooks": {"SessionStart": hook}}, indent=2) + "\n")
+    path.write_text(json.dumps(settings, indent=2) + "\n")
     return path
 
 
@@ -64,6 +70,7 @@ class Services:
     projects: ProjectService
     sessions: SessionService
     milestones: MilestoneService
+    runs: RunService
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
@@ -93,7 +100,8 @@ class Services:
             new_project_command=settings.new_project_command,
             new_milestone_command=settings.new_milestone_command,
         )
-        return cls(settings, store, manager, projects, sessions, milestones)
+        runs = RunService(store, sessions)
+        return cls(settings, store, manager, projects, sessions, milestones, runs)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in a task owned by the services (cancelled on close, errors logged)."""
@@ -114,6 +122,7 @@ class Services:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.runs.shutdown()
         await self.sessions.shutdown()
         await self.store.close()
 

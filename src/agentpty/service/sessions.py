@@ -63,6 +63,7 @@ class LiveSession:
             "agent": self.agent,
             "agent_session_id": self.agent_session_id,
             "pid": self.terminal.pid,
+            "expired_agent_session_id": self.replaced,
         }
 
 
@@ -225,6 +226,10 @@ class SessionService:
             session_id = await self.store.set_agent_session_id_if_unset(
                 project.id, str(uuid.uuid4())
             )
+            if replacing is None:
+                expired = await self._expired_before_start(project.id, profile, session_id)
+                if expired is not None:
+                    replacing, session_id = session_id, expired
         launch = profile.launch(
             cwd=project.workspace_path, session_id=session_id, initial_prompt=initial_prompt
         )
@@ -259,6 +264,14 @@ class SessionService:
         )
         if profile.expired_markers:
             self._watch_expiry(live, profile.expired_markers)
+        if launch.resumed and session_id is not None:
+            terminal.inject(f"\x1b[2m[resumed conversation {session_id[:8]}]\x1b[0m\r\n")
+            await self.confirm_conversation(project.id, session_id)
+        elif replacing is not None:
+            terminal.inject(
+                f"\x1b[2m[conversation {replacing[:8]} expired; "
+                f"new conversation {(session_id or '')[:8]}]\x1b[0m\r\n"
+            )
         terminal.add_exit_callback(
             lambda code: self._spawn(self._on_exit(project, live, code), f"exit {project.id}")
         )
@@ -275,7 +288,7 @@ class SessionService:
             terminal.pid,
             "resumed" if launch.resumed else "new",
         )
-        await self._record(
+        await self.record_event(
             project.id,
             EventKind.STARTED,
             session_id,
@@ -283,6 +296,39 @@ class SessionService:
             pid=terminal.pid,
         )
         return live
+
+    async def _expired_before_start(
+        self, project_id: str, profile: AgentProfile, session_id: str
+    ) -> str | None:
+        """If the conversation we saw with messages has vanished, store a fresh id.
+
+        Starting the old id again with ``--session-id`` would silently begin an
+        empty conversation; the user must know their context is gone.
+        Returns the new id, or None when nothing expired.
+        """
+        project = await self.store.get_project(project_id)
+        if project.confirmed_session_id != session_id or profile.conversation_exists(session_id):
+            return None
+        new = str(uuid.uuid4())
+        if not await self.store.replace_agent_session_id(project_id, session_id, new):
+            return None
+        log.warning(
+            "project %s: conversation %s vanished; starting %s", project_id, session_id, new
+        )
+        await self.record_event(
+            project_id,
+            EventKind.EXPIRED,
+            new,
+            previous_agent_session_id=session_id,
+            reason="the conversation's transcript no longer exists",
+        )
+        return new
+
+    async def confirm_conversation(self, project_id: str, session_id: str) -> None:
+        """Remember that ``session_id``'s conversation holds messages."""
+        project = await self.store.get_project(project_id)
+        if project.confirmed_session_id != session_id and project.agent_session_id == session_id:
+            await self.store.update_project(project_id, confirmed_session_id=session_id)
 
     def _watch_expiry(self, live: LiveSession, markers: tuple[str, ...]) -> None:
         seen = ""
@@ -301,15 +347,20 @@ class SessionService:
     async def _on_exit(self, project: OutputProject, live: LiveSession, code: int) -> None:
         successor: LiveSession | None = None
         try:
-            await self._record(
+            await self.record_event(
                 project.id,
                 EventKind.EXITED,
                 live.agent_session_id,
                 exit_code=code,
                 reason=live.terminal.stop_reason,
             )
+            profile = self.profiles[project.agent]
             if live.expired and live.replaced is None and live.agent_session_id is not None:
                 successor = await self._replace_expired(project, live)
+            elif live.agent_session_id is not None and profile.conversation_exists(
+                live.agent_session_id
+            ):
+                await self.confirm_conversation(project.id, live.agent_session_id)
         finally:
             live.successor.set_result(successor)
 
@@ -323,7 +374,7 @@ class SessionService:
             log.warning("project %s: conversation id changed meanwhile; not replacing", project.id)
             return None
         log.warning("project %s: conversation %s expired; starting %s", project.id, old, new)
-        await self._record(project.id, EventKind.EXPIRED, new, previous_agent_session_id=old)
+        await self.record_event(project.id, EventKind.EXPIRED, new, previous_agent_session_id=old)
         fresh = await self.store.get_project(project.id)
         rows, cols = live.terminal.size
 
@@ -338,7 +389,7 @@ class SessionService:
             return None
         return self._live[project.id]
 
-    async def _record(
+    async def record_event(
         self, project_id: str, kind: EventKind, agent_session_id: str | None, **detail: Any
     ) -> None:
         try:
@@ -357,6 +408,20 @@ class SessionService:
 
     # -- id changes reported by the agent (hooks)
 
+    async def report_hook(
+        self, project_id: str, event: str | None, session_id: str, source: str | None
+    ) -> bool:
+        """An agent hook fired: follow id changes (``/clear``) and note used conversations.
+
+        Returns True when the stored id changed.
+        """
+        changed = await self.report_agent_session_id(project_id, session_id, source or event)
+        # A prompt was submitted (or /clear wrote a new transcript): the
+        # conversation now holds messages and can expire.
+        if event == "UserPromptSubmit" or source == "clear":
+            await self.confirm_conversation(project_id, session_id)
+        return changed
+
     async def report_agent_session_id(
         self, project_id: str, session_id: str, source: str | None
     ) -> bool:
@@ -370,7 +435,8 @@ class SessionService:
         live = self._live.get(project_id)
         if live is not None and live.agent_session_id == old:
             live.agent_session_id = session_id
-        await self._record(
+        log.info("project %s: conversation id %s → %s (%s)", project_id, old, session_id, source)
+        await self.record_event(
             project_id,
             EventKind.ID_CHANGED,
             session_id,

@@ -243,8 +243,16 @@ class TerminalSession:
 
     def _on_bytes(self, data: bytes) -> None:
         text = self._decoder.decode(data)
-        if not text:
-            return
+        if text:
+            self._on_text(text)
+
+    def inject(self, text: str) -> None:
+        """Show ``text`` to every client as if the process had printed it (notices)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        self._on_text(text)
+
+    def _on_text(self, text: str) -> None:
         self._pending.append(text)
         self._pending_size += len(text)
         self.screen.append(text)

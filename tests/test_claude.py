@@ -1,0 +1,262 @@
+"""Conversations that outlive processes and servers, with the real Claude Code CLI.
+
+The CLI is the pinned npm package (``make claude``); the model is the local
+fake Messages API (``tests/fake_messages_api.py``), which answers ``turn=N``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.claude_world import ClaudeWorld, claude_world, eventually, type_message
+from tests.helpers import TOKEN, TermClient, timeout
+
+pytestmark = pytest.mark.claude
+__all__ = ["claude_world"]
+
+
+def cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+async def test_first_message_creates_transcript_under_stored_id(claude_world: ClaudeWorld) -> None:
+    """First start uses --session-id=<stored id>; one message makes the transcript."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.terminal(project) as term:
+            status = await term.recv()
+            stored = (await server.services.store.get_project(project)).agent_session_id
+            assert stored and status["agent_session_id"] == stored and status["resumed"] is False
+            assert f"--session-id={stored}" in cmdline(status["pid"])
+            assert Path(f"/proc/{status['pid']}/cwd").resolve() == (
+                server.services.settings.workspaces / "proj"
+            )
+            await type_message(term, "hello there")
+            await claude_world.wait_requests(1)
+            await term.read_until("turn=1")
+        assert claude_world.api.last_session_id() == stored
+        assert claude_world.transcripts(stored)
+
+
+async def test_exit_before_any_message_starts_with_same_id_again(claude_world: ClaudeWorld) -> None:
+    """No message, stop, start: --session-id with the same id again, no error."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.terminal(project) as term:
+            first = await term.recv()
+            await term.read_until("❯", wait=30)
+        async with server.http() as http:
+            await http.delete(f"/api/output-projects/{project}/session")
+        async with server.terminal(project) as term:
+            second = await term.recv()
+            await term.read_until("❯", wait=30)
+            assert not [f for f in term.frames if f["type"] == "error"]
+        assert second["agent_session_id"] == first["agent_session_id"]
+        assert second["resumed"] is False
+        assert f"--session-id={first['agent_session_id']}" in cmdline(second["pid"])
+
+
+async def test_transcript_deleted_behind_our_back_expires(claude_world: ClaudeWorld) -> None:
+    """A vanished conversation: SESSION_EXPIRED, then a working fresh one under a new id."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.terminal(project) as term:
+            old = (await term.recv())["agent_session_id"]
+            await type_message(term, "remember me")
+            await term.read_until("turn=1")
+        async with server.http() as http:
+            await http.delete(f"/api/output-projects/{project}/session")
+            for path in claude_world.transcripts(old):
+                path.unlink()
+            async with server.terminal(project) as term:
+                status = await term.recv()
+                error = await term.recv_type("error")
+                assert error["code"] == "SESSION_EXPIRED"
+                new = status["agent_session_id"]
+                assert new and new != old and status["expired_agent_session_id"] == old
+                await type_message(term, "fresh start")
+                await term.read_until("turn=1")
+            assert claude_world.api.last_session_id() == new
+            assert (await server.services.store.get_project(project)).agent_session_id == new
+            events = (await http.get(f"/api/output-projects/{project}/events")).json()["events"]
+        expired = [e for e in events if e["kind"] == "expired"]
+        assert expired and expired[0]["detail"]["previous_agent_session_id"] == old
+
+
+async def test_resume_marker_from_cli_restarts_fresh_once(claude_world: ClaudeWorld) -> None:
+    """The CLI refusing the id (already in use) is handled once, not in a loop."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        stored = await server.services.store.set_agent_session_id_if_unset(
+            project, str(uuid.uuid4())
+        )
+        # A transcript exists but holds no message: we start --session-id, the CLI refuses.
+        workspace = (await server.services.store.get_project(project)).workspace_path
+        folder = claude_world.config_dir / "projects" / re.sub(r"[^A-Za-z0-9]", "-", workspace)
+        folder.mkdir(parents=True)
+        (folder / f"{stored}.jsonl").write_text('{"type":"mode"}\n')
+        async with server.terminal(project) as term:
+            await term.recv()
+            error = await term.recv_type("error", wait=30)
+            assert error["code"] == "SESSION_EXPIRED"
+            status = [f for f in term.frames if f["type"] == "status"][-1]
+            assert status["agent_session_id"] != stored
+            assert status["expired_agent_session_id"] == stored
+            assert not [f for f in term.frames if f["type"] == "closed"]
+            await type_message(term, "after expiry")
+            await term.read_until("turn=1")
+        events = await server.services.store.list_events(project)
+        assert [e.kind for e in events].count("expired") == 1
+
+
+async def test_concurrent_starts_start_one_process(claude_world: ClaudeWorld) -> None:
+    """Twenty concurrent POST /session calls start exactly one Claude Code process."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.http() as http:
+            replies = await asyncio.gather(
+                *(http.post(f"/api/output-projects/{project}/session") for _ in range(20))
+            )
+        infos = [reply.json() for reply in replies]
+        assert len({info["pid"] for info in infos}) == 1
+        assert sum(info["started"] for info in infos) == 1
+
+
+async def test_headless_run_captures_init_session_id(claude_world: ClaudeWorld) -> None:
+    """A headless run streams events; init's session_id equals the stored id; result kept."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.http() as http:
+            run = (
+                await http.post(f"/api/output-projects/{project}/runs", json={"prompt": "hi"})
+            ).json()
+            events = []
+            async with http.stream(
+                "GET", f"/api/output-projects/{project}/runs/{run['id']}/events"
+            ) as stream:
+                async for line in stream.aiter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[6:]))
+            record = (await http.get(f"/api/output-projects/{project}/runs/{run['id']}")).json()
+        stored = (await server.services.store.get_project(project)).agent_session_id
+        init = next(e for e in events if e.get("subtype") == "init")
+        assert init["session_id"] == stored == record["agent_session_id"]
+        assert any(e["type"] == "assistant" for e in events)
+        assert events[-1]["type"] == "record"
+        assert record["status"] == "succeeded" and record["result"] == "turn=1"
+        assert record["cost_usd"] is not None and record["duration_ms"] is not None
+
+
+async def test_headless_refused_while_interactive_is_live(claude_world: ClaudeWorld) -> None:
+    """One writer per conversation: a run is refused (409) while the PTY session lives."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.http() as http:
+            await http.post(f"/api/output-projects/{project}/session")
+            refused = await http.post(f"/api/output-projects/{project}/runs", json={"prompt": "x"})
+        assert refused.status_code == 409 and "one writer" in refused.json()["detail"]
+
+
+async def test_clear_moves_the_stored_id(claude_world: ClaudeWorld) -> None:
+    """/clear starts a new conversation; the SessionStart hook makes the stored id follow."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.terminal(project) as term:
+            old = (await term.recv())["agent_session_id"]
+            await type_message(term, "before clear")
+            await term.read_until("turn=1")
+            await type_message(term, "/clear")
+
+            async def changed() -> str | None:
+                current = (await server.services.store.get_project(project)).agent_session_id
+                return current if current != old else None
+
+            new = await eventually(changed)
+            await type_message(term, "after clear")
+            await claude_world.wait_requests(2)
+        assert claude_world.api.last_session_id() == new
+        events = await server.services.store.list_events(project)
+        change = [e for e in events if e.kind == "id_changed"]
+        assert change and change[0].detail["previous_agent_session_id"] == old
+        assert change[0].detail["source"] == "clear"
+
+
+async def test_server_killed_and_restarted_resumes(claude_world: ClaudeWorld) -> None:
+    """kill -9 the server; a new server resumes the same conversation (turn 2, resumed)."""
+    env = {
+        **claude_world.env,
+        "AGENTPTY_DATA_DIR": str(claude_world.data_dir),
+        "AGENTPTY_TOKEN": TOKEN,
+        "AGENTPTY_PORT": "0",
+        "AGENTPTY_CLAUDE_BIN": claude_world.settings_overrides()["claude_bin"],
+    }
+
+    async def start() -> tuple[asyncio.subprocess.Process, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "agentpty",
+            "serve",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout(30))).decode()
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
+        assert match, line
+        return process, match.group(1)
+
+    def ws_url(base: str, project: str) -> str:
+        return base.replace("http", "ws") + f"/api/output-projects/{project}/terminal?token={TOKEN}"
+
+    first, base = await start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as http:
+            created = await http.post(
+                "/api/output-projects", json={"name": "p", "agent": "claude", "workspace_path": "p"}
+            )
+            project = created.json()
+            claude_world.trust(project["workspace_path"])
+        async with websockets.connect(ws_url(base, project["id"])) as ws:
+            term = TermClient(ws)
+            before = await term.recv()
+            await type_message(term, "first message")
+            await term.read_until("turn=1", wait=30)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    # The orphaned agent got SIGHUP from its closed terminal; give it its exit.
+    with pytest.raises(ProcessLookupError):
+        async with asyncio.timeout(timeout(10)):
+            while True:
+                os.kill(before["pid"], 0)
+                await asyncio.sleep(0.05)
+
+    second, base = await start()
+    try:
+        async with websockets.connect(ws_url(base, project["id"])) as ws:
+            term = TermClient(ws)
+            status = await term.recv()
+            assert status["resumed"] is True
+            assert status["agent_session_id"] == before["agent_session_id"]
+            await term.read_until("[resumed conversation", wait=10)
+            await type_message(term, "second message")
+            await term.read_until("turn=2", wait=30)
+        assert claude_world.api.last_turn() == 2
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await second.wait()
