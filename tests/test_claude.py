@@ -39,9 +39,8 @@ async def test_first_message_creates_transcript_under_stored_id(claude_world: Cl
             stored = (await server.services.store.get_project(project)).agent_session_id
             assert stored and status["agent_session_id"] == stored and status["resumed"] is False
             assert f"--session-id={stored}" in cmdline(status["pid"])
-            assert Path(f"/proc/{status['pid']}/cwd").resolve() == (
-                server.services.settings.workspaces / "proj"
-            )
+            cwd = os.readlink(f"/proc/{status['pid']}/cwd")
+            assert cwd == str(server.services.settings.workspaces / "proj")
             await type_message(term, "hello there")
             await claude_world.wait_requests(1)
             await term.read_until("turn=1")

@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from agentpty.domain.errors import InvalidInput
@@ -215,12 +215,13 @@ class RunService:
             yield {"type": "record", "run": run.model_dump(mode="json")}
             return
         index = 0  # absolute: events dropped from the history still count
+
+        def more(after: int) -> Callable[[], bool]:
+            return lambda: feed.done or feed.dropped + len(feed.events) > after
+
         while True:
             async with feed.changed:
-                seen = index
-                await feed.changed.wait_for(
-                    lambda seen=seen: feed.done or feed.dropped + len(feed.events) > seen
-                )
+                await feed.changed.wait_for(more(index))
                 batch = feed.events[max(index - feed.dropped, 0) :]
                 index = feed.dropped + len(feed.events)
                 done = feed.done
