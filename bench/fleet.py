@@ -24,11 +24,20 @@ class _Member:
         self.project_id = project_id
         self.terminal = terminal
         self.ready = asyncio.Event()
+        self.error: BaseException | None = None
         self.frames_when_ready = 0
 
     async def read(self) -> None:
-        """Read until the connection closes; ``ready`` is set once the prompt showed."""
-        await self.terminal.read_until(PROMPT, timeout=120)
+        """Read until the connection closes.
+
+        ``ready`` is set once the prompt showed, or with ``error`` if it never will.
+        """
+        try:
+            await self.terminal.read_until(PROMPT, timeout=120)
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+            raise
         self.frames_when_ready = self.terminal.frames
         self.terminal.output = ""  # keep nothing: an idle tab only draws
         self.ready.set()
@@ -42,7 +51,7 @@ class Fleet:
 
     def __init__(self) -> None:
         self._members: list[_Member] = []
-        self._readers: set[asyncio.Task[None]] = set()
+        self._readers: list[asyncio.Task[None]] = []
 
     @property
     def size(self) -> int:
@@ -54,21 +63,28 @@ class Fleet:
         fleet = cls()
         try:
             project_ids = [await server.create_project(f"idle {n}") for n in range(size)]
-            terminals = await asyncio.gather(*(Terminal.attach(server, pid) for pid in project_ids))
-            for project_id, terminal in zip(project_ids, terminals, strict=True):
-                member = _Member(project_id, terminal)
-                fleet._members.append(member)
-                task = asyncio.get_running_loop().create_task(
-                    member.read(), name=f"idle reader {project_id}"
+            attached = await asyncio.gather(
+                *(Terminal.attach(server, pid) for pid in project_ids), return_exceptions=True
+            )
+            failures = [result for result in attached if isinstance(result, BaseException)]
+            for project_id, result in zip(project_ids, attached, strict=True):
+                if isinstance(result, Terminal):
+                    fleet._members.append(_Member(project_id, result))
+            if failures:
+                first = failures[0]
+                raise RuntimeError(f"{len(failures)} of {size} clients could not attach: {first!r}")
+            for member in fleet._members:
+                fleet._readers.append(
+                    asyncio.get_running_loop().create_task(
+                        member.read(), name=f"idle reader {member.project_id}"
+                    )
                 )
-                fleet._readers.add(task)
-                task.add_done_callback(fleet._readers.discard)
-            async with asyncio.timeout(120):
-                for member in fleet._members:
-                    await member.ready.wait()
-            failed = [task for task in fleet._readers if task.done()]
-            if failed:
-                failed[0].result()
+            for member in fleet._members:
+                await member.ready.wait()
+                if member.error is not None:
+                    raise RuntimeError(
+                        f"session {member.project_id} never showed its prompt: {member.error!r}"
+                    ) from member.error
             await asyncio.sleep(SETTLE_SECONDS)
         except BaseException:
             await fleet.close()
@@ -83,10 +99,12 @@ class Fleet:
 
     async def close(self) -> None:
         """Stop the readers and close every WebSocket. Idempotent."""
-        for task in list(self._readers):
+        for task in self._readers:
             task.cancel()
-        for task in list(self._readers):
+        for task in self._readers:
+            # A reader that failed has been reported through ``error`` already.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await asyncio.gather(*(m.terminal.close() for m in self._members), return_exceptions=True)
+        self._readers.clear()
         self._members.clear()

@@ -181,9 +181,12 @@ class ServerProcess:
         return rss_mib(self.pid)
 
     async def warm_up(self) -> None:
-        """One authenticated request that touches the database."""
-        response = await self.http.get("/api/output-projects")
-        response.raise_for_status()
+        """One authenticated request that touches the database (``RuntimeError`` if it fails)."""
+        try:
+            response = await self.http.get("/api/output-projects")
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise RuntimeError(f"warm-up request failed: {exc}") from exc
 
     async def create_project(self, name: str) -> str:
         """Create an output project running the shell agent; return its id."""

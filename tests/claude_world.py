@@ -15,7 +15,7 @@ import pytest
 from agentpty.service.container import build_profiles
 from tests.claude_env import claude_env, seed_claude_config
 from tests.fake_messages_api import FakeMessagesAPI
-from tests.helpers import RunningServer, TermClient, make_settings, serve, test_shell, timeout
+from tests.helpers import RunningServer, TermClient, clean_shell, make_settings, serve, timeout
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAUDE_BIN = os.environ.get("AGENTPTY_TEST_CLAUDE_BIN") or str(
@@ -70,7 +70,7 @@ class ClaudeWorld:
     async def server(self, **overrides: Any) -> AsyncIterator[RunningServer]:
         settings = make_settings(self.data_dir, **{**self.settings_overrides(), **overrides})
         profiles = build_profiles(settings, environ=self.env)
-        profiles["shell"] = test_shell(self.env)
+        profiles["shell"] = clean_shell(self.env)
         async with serve(settings, profiles) as running:
             yield running
 

@@ -171,8 +171,11 @@ def interactive(agent: Agent, initial: str | None) -> int:
                             {"session_id": agent.session_id, "source": "clear"},
                         )
                     elif text:
-                        write("✻ thinking… (esc to interrupt)\r\n")
+                        # Recorded before "busy" shows, so a delivered command is logged.
                         agent.submit(text, out)
+                        if not out[-1].startswith("● Unknown"):
+                            # Busy while "thinking", then the line is erased, as the CLI does.
+                            out.insert(0, "✻ thinking… (esc to interrupt)\r\x1b[2K")
                     write("".join(out) + "❯ ")
                 else:
                     buffer += char

@@ -122,7 +122,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_shell(environ: dict[str, str] | None = None) -> ShellProfile:
+def clean_shell(environ: dict[str, str] | None = None) -> ShellProfile:
     """bash without rc files: the suite must not depend on this machine's ~/.bashrc."""
     env = agent_env(os.environ if environ is None else environ)
     env["PS1"] = "$ "
@@ -149,7 +149,7 @@ async def serve(
     """Serve agentpty on a loopback socket in this event loop until the block ends."""
     if profiles is None:
         profiles = build_profiles(settings)
-        profiles["shell"] = test_shell()
+        profiles["shell"] = clean_shell()
     services = Services.build(settings, profiles)
     app = create_app(services, TOKEN)
     sock = socket.socket()

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     quiet_time: float = Field(0.5, gt=0)
     submit_pause: float = Field(0.2, ge=0)
     stop_grace: float = Field(3.0, gt=0)
+    #: permessage-deflate on WebSockets: saves bandwidth for remote browsers,
+    #: costs server CPU (about a quarter of it under heavy output).
+    ws_compression: bool = True
     #: Extra allowed WebSocket origins (host[:port]), comma separated.
     allowed_origins: str = ""
 

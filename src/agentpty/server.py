@@ -64,6 +64,7 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         ws_max_size=1024 * 1024,
         ws_ping_interval=20,
         ws_ping_timeout=20,
+        ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)

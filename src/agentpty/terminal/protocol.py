@@ -105,7 +105,8 @@ def status_frame(**fields: Any) -> str:
 
 def output_frame(data: str) -> str:
     # Hot path: one dumps, no model.
-    return '{"type":"output","data":' + json.dumps(data) + "}"
+    # ensure_ascii=False: box drawing would otherwise cost 6 bytes a character.
+    return '{"type":"output","data":' + json.dumps(data, ensure_ascii=False) + "}"
 
 
 def error_frame(code: str, message: str) -> str:

@@ -94,8 +94,8 @@ class ScreenModel:
         cols: int,
         *,
         scrollback: int = 1000,
-        max_pending: int = 256 * 1024,
-        keep_on_overflow: int = 64 * 1024,
+        max_pending: int = 128 * 1024,
+        keep_on_overflow: int = 32 * 1024,
     ) -> None:
         self._screen = _Screen(cols, rows, scrollback)
         self._stream = pyte.Stream(self._screen)
@@ -120,13 +120,24 @@ class ScreenModel:
             self._pending = [tail]
             self._pending_size = len(tail)
 
-    def sync(self) -> None:
-        """Run the emulator over everything pending."""
-        if self._pending:
-            text = "".join(self._pending)
+    def sync(self, limit: int | None = None) -> bool:
+        """Run the emulator over what is pending (at most ``limit`` characters).
+
+        pyte's parser keeps its state between feeds, so a slice may end in the
+        middle of an escape sequence. Returns True while more is pending.
+        """
+        if not self._pending:
+            return False
+        text = "".join(self._pending)
+        if limit is not None and len(text) > limit:
+            text, rest = text[:limit], text[limit:]
+            self._pending = [rest]
+            self._pending_size = len(rest)
+        else:
             self._pending.clear()
             self._pending_size = 0
-            self._stream.feed(text)
+        self._stream.feed(text)
+        return bool(self._pending)
 
     def resize(self, rows: int, cols: int) -> None:
         self.sync()

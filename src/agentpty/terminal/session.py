@@ -38,9 +38,12 @@ class SessionLimits:
     """Tunables of a session; the defaults suit interactive agents."""
 
     coalesce_delay: float = 0.004
-    coalesce_size: int = 32 * 1024
+    coalesce_size: int = 128 * 1024
+    #: Output this small after a quiet spell is sent without waiting.
+    immediate_size: int = 512
     subscriber_backlog: int = 2 * 1024 * 1024
     screen_sync_delay: float = 0.05
+    screen_sync_slice: int = 16 * 1024
     scrollback: int = 1000
     stop_grace: float = 3.0
 
@@ -140,7 +143,7 @@ class TerminalSession:
         self._pending: list[str] = []
         self._pending_size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
-        self._sync_handle: asyncio.TimerHandle | None = None
+        self._sync_handle: asyncio.Handle | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -259,6 +262,12 @@ class TerminalSession:
         self._last_activity = self._now()
         if self._pending_size >= self.limits.coalesce_size:
             self._flush()
+        elif self._flush_handle is None and self._pending_size <= self.limits.immediate_size:
+            # A small write after a quiet spell (a keystroke's echo) goes out at
+            # once; what follows it within the delay is coalesced.
+            self._flush()
+            assert self._loop is not None
+            self._flush_handle = self._loop.call_later(self.limits.coalesce_delay, self._flush)
         elif self._flush_handle is None:
             assert self._loop is not None
             self._flush_handle = self._loop.call_later(self.limits.coalesce_delay, self._flush)
@@ -282,7 +291,14 @@ class TerminalSession:
         if self._sync_handle is not None:
             self._sync_handle.cancel()
         assert self._loop is not None
-        self._sync_handle = self._loop.call_later(self.limits.screen_sync_delay, self.screen.sync)
+        self._sync_handle = self._loop.call_later(self.limits.screen_sync_delay, self._sync_screen)
+
+    def _sync_screen(self) -> None:
+        """Catch the screen model up in slices, so other sessions are not held up."""
+        self._sync_handle = None
+        if self.screen.sync(limit=self.limits.screen_sync_slice):
+            assert self._loop is not None
+            self._sync_handle = self._loop.call_soon(self._sync_screen)
 
     def snapshot(self) -> str:
         """The screen and recent scrollback as ANSI text, including unflushed output."""
