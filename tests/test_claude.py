@@ -235,6 +235,14 @@ async def test_server_killed_and_restarted_resumes(claude_world: ClaudeWorld) ->
             before = await term.recv()
             await type_message(term, "first message")
             await term.read_until("turn=1", wait=30)
+
+            # The CLI writes its transcript lazily; a crash before that loses the
+            # turn (agentpty then reports SESSION_EXPIRED). Crash after it.
+            async def persisted() -> bool:
+                files = claude_world.transcripts(before["agent_session_id"])
+                return any('"type":"assistant"' in f.read_text() for f in files)
+
+            await eventually(persisted)
     finally:
         first.send_signal(signal.SIGKILL)
         await first.wait()
@@ -250,7 +258,8 @@ async def test_server_killed_and_restarted_resumes(claude_world: ClaudeWorld) ->
         async with websockets.connect(ws_url(base, project["id"])) as ws:
             term = TermClient(ws)
             status = await term.recv()
-            assert status["resumed"] is True
+            transcripts = claude_world.transcripts(before["agent_session_id"])
+            assert status["resumed"] is True, (status, [p.read_text() for p in transcripts])
             assert status["agent_session_id"] == before["agent_session_id"]
             await term.read_until("[resumed conversation", wait=10)
             await type_message(term, "second message")
@@ -259,3 +268,89 @@ async def test_server_killed_and_restarted_resumes(claude_world: ClaudeWorld) ->
     finally:
         second.send_signal(signal.SIGTERM)
         await second.wait()
+
+
+async def test_milestones_share_one_conversation(claude_world: ClaudeWorld) -> None:
+    """Two milestones: one process; the second command is turn 2's last user message."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.http() as http:
+            ids = []
+            for title in ("first unit", "second unit"):
+                created = await http.post(
+                    "/api/milestones", json={"output_project_id": project, "title": title}
+                )
+                ids.append(created.json()["id"])
+            first = (await http.post(f"/api/milestones/{ids[0]}/start")).json()
+            assert first["status"] == "in_progress", first
+            await claude_world.wait_requests(1)
+            pid = (await http.get(f"/api/output-projects/{project}/session")).json()["pid"]
+            second = (await http.post(f"/api/milestones/{ids[1]}/start")).json()
+            assert second["status"] == "in_progress", second
+            await claude_world.wait_requests(2)
+            assert (await http.get(f"/api/output-projects/{project}/session")).json()["pid"] == pid
+        assert "--" in cmdline(pid)  # the new-project command was the initial prompt
+        api = claude_world.api
+        assert api.last_turn() == 2
+        assert "GSD-NEW-PROJECT with context file" in user_texts(api.requests[0])
+        expected = f"GSD-NEW-MILESTONE with context file .milestones/{ids[1]}/MILESTONE-CONTEXT.md"
+        assert expected in api.last_user_text()
+        assert len({session_of(body) for body in api.requests}) == 1
+
+
+async def test_long_milestone_command_is_submitted(claude_world: ClaudeWorld) -> None:
+    """A command over 1,000 characters reaches the model (it is not left in the input box)."""
+    template = "/gsd:new-milestone {context_path} " + "{title} " * 3
+    async with claude_world.server(new_milestone_command=template) as server:
+        project = await claude_world.create_project(server)
+        title = "migrate-the-billing-module-" * 16
+        async with server.http() as http:
+            await http.post(f"/api/output-projects/{project}/session")
+            async with server.terminal(project) as term:
+                await term.recv()
+                await type_message(term, "warm up")
+                await claude_world.wait_requests(1)
+            created = await http.post(
+                "/api/milestones", json={"output_project_id": project, "title": title}
+            )
+            milestone = created.json()["id"]
+            started = (await http.post(f"/api/milestones/{milestone}/start")).json()
+            assert started["status"] == "in_progress", started
+            await claude_world.wait_requests(2)
+        command = template.format(context_path=started["context_path"], title=title)
+        assert len(command) > 1000
+        arguments = command.removeprefix("/gsd:new-milestone ").strip()
+        assert (
+            f"GSD-NEW-MILESTONE with context file {arguments}" in claude_world.api.last_user_text()
+        )
+
+
+async def test_milestone_at_process_start_is_not_lost(claude_world: ClaudeWorld) -> None:
+    """A milestone started within milliseconds of the process start is delivered."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        async with server.http() as http:
+            created = await http.post(
+                "/api/milestones", json={"output_project_id": project, "title": "early bird"}
+            )
+            milestone = created.json()["id"]
+            session, started = await asyncio.gather(
+                http.post(f"/api/output-projects/{project}/session"),
+                http.post(f"/api/milestones/{milestone}/start"),
+            )
+        assert session.status_code == 200
+        assert started.json()["status"] == "in_progress", started.json()
+        await claude_world.wait_requests(1)
+        assert f".milestones/{milestone}/MILESTONE-CONTEXT.md" in claude_world.api.last_user_text()
+
+
+def user_texts(body: dict[str, object]) -> str:
+    from tests.fake_messages_api import user_text
+
+    return user_text(body)
+
+
+def session_of(body: dict[str, object]) -> str | None:
+    from tests.fake_messages_api import session_id
+
+    return session_id(body)

@@ -168,8 +168,12 @@ class MilestoneService:
         profile = self.sessions.profiles[project.agent]
         if profile.has_conversations:
             fresh = await self.store.get_project(project.id)
-            return fresh.agent_session_id is None or not profile.conversation_exists(
-                fresh.agent_session_id
+            current = fresh.agent_session_id
+            if current is None:
+                return True
+            # The agent's prompt hook may have told us before its transcript is on disk.
+            return current != fresh.confirmed_session_id and not profile.conversation_exists(
+                current
             )
         # No conversation to inspect (shell): new until a milestone has been started.
         started = [
