@@ -16,6 +16,7 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.claude_world import ClaudeWorld, claude_world, eventually
 from tests.helpers import RunningServer, make_settings, serve, timeout
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,6 +26,7 @@ PHONE = {"width": 390, "height": 844}
 WAIT_MS = timeout(15) * 1000
 
 pytestmark = pytest.mark.browser
+__all__ = ["claude_world"]  # a fixture, imported for its tests
 
 if not CHROMIUM.exists():
     pytest.skip(
@@ -303,3 +305,31 @@ async def test_stop_and_start_session(server: RunningServer, page: Page) -> None
     await page.keyboard.type("echo again")
     await page.keyboard.press("Enter")
     await wait_terminal(page, r"^again$")
+
+
+@pytest.mark.claude
+async def test_claude_stop_and_start_shows_resumed(claude_world: ClaudeWorld, page: Page) -> None:
+    """A Claude project (real CLI, fake model): stop, start again, the indicator says resumed."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        await sign_in(page, server)
+        await open_project(page, server, project)
+        await wait_terminal(page, "❯")
+        await page.keyboard.type("hello from the browser")
+        await page.keyboard.press("Enter")
+        await wait_terminal(page, "turn=1")
+        stored = (await server.services.store.get_project(project)).agent_session_id
+        assert stored is not None
+
+        async def persisted() -> bool:  # the CLI writes its transcript lazily
+            files = claude_world.transcripts(stored)
+            return any('"type":"assistant"' in f.read_text() for f in files)
+
+        await eventually(persisted)
+        indicator = page.locator("#indicator")
+        await page.get_by_role("button", name="Stop session").click()
+        await expect(indicator).to_have_text(re.compile(r"^exited \(code -?\d+\)$"))
+        await page.get_by_role("button", name="Start / resume").click()
+        await expect(indicator).to_have_text(f"resumed conversation {stored[:8]}")
+        await wait_terminal(page, re.escape(f"[resumed conversation {stored[:8]}]"))
+        await screenshot(page, "project-page-claude-resumed")

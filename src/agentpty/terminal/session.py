@@ -263,11 +263,9 @@ class TerminalSession:
         if self._pending_size >= self.limits.coalesce_size:
             self._flush()
         elif self._flush_handle is None and self._pending_size <= self.limits.immediate_size:
-            # A small write after a quiet spell (a keystroke's echo) goes out at
-            # once; what follows it within the delay is coalesced.
+            # A small read with nothing waiting (a keystroke's echo) goes out at
+            # once; under a flood reads are large and take the coalescing path.
             self._flush()
-            assert self._loop is not None
-            self._flush_handle = self._loop.call_later(self.limits.coalesce_delay, self._flush)
         elif self._flush_handle is None:
             assert self._loop is not None
             self._flush_handle = self._loop.call_later(self.limits.coalesce_delay, self._flush)
