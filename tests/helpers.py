@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,3 +174,22 @@ async def serve(
         server.should_exit = True
         await task
         sock.close()
+
+
+async def start_server_process(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+    """``agentpty serve`` as its own process; returns it and the base URL it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agentpty",
+        "serve",
+        env={"AGENTPTY_PORT": "0", "AGENTPTY_TOKEN": TOKEN, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    async with asyncio.timeout(timeout(30)):
+        line = (await process.stdout.readline()).decode()
+    match = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
+    assert match, line
+    return process, match.group(1)

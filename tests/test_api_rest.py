@@ -137,3 +137,11 @@ async def test_pid_is_gone_after_stop(server: RunningServer) -> None:
     except ProcessLookupError:
         return
     raise AssertionError(f"process {pid} still exists")
+
+
+async def test_wrong_token_in_sign_in_url_sets_no_cookie(server: RunningServer) -> None:
+    """/?token=<wrong> redirects to the page (its sign-in panel) without a cookie."""
+    async with server.http(auth=False) as http:
+        response = await http.get("/?token=wrong")
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert "set-cookie" not in response.headers

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 import websockets
 
 from tests.claude_world import ClaudeWorld, claude_world, eventually, type_message
-from tests.helpers import TOKEN, TermClient, timeout
+from tests.helpers import TOKEN, TermClient, start_server_process, timeout
 
 pytestmark = pytest.mark.claude
 __all__ = ["claude_world"]
@@ -202,20 +201,7 @@ async def test_server_killed_and_restarted_resumes(claude_world: ClaudeWorld) ->
     }
 
     async def start() -> tuple[asyncio.subprocess.Process, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agentpty",
-            "serve",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout(30))).decode()
-        match = re.search(r"(http://127\.0\.0\.1:\d+)/", line)
-        assert match, line
-        return process, match.group(1)
+        return await start_server_process(env)
 
     def ws_url(base: str, project: str) -> str:
         return base.replace("http", "ws") + f"/api/output-projects/{project}/terminal?token={TOKEN}"

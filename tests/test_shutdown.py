@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -13,34 +12,18 @@ import httpx
 import websockets
 
 from agentpty.terminal.pty import session_members
-from tests.helpers import TOKEN, TermClient, timeout
+from tests.helpers import TOKEN, TermClient, start_server_process, timeout
 
 
 async def start_server(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
-    env = {
-        **os.environ,
-        "AGENTPTY_DATA_DIR": str(data_dir),
-        "AGENTPTY_TOKEN": TOKEN,
-        "AGENTPTY_PORT": "0",
-        "AGENTPTY_DEFAULT_AGENT": "shell",
-        "SHELL": "/bin/sh",  # not this machine's bash and its rc files
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "agentpty",
-        "serve",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    return await start_server_process(
+        {
+            **os.environ,
+            "AGENTPTY_DATA_DIR": str(data_dir),
+            "AGENTPTY_DEFAULT_AGENT": "shell",
+            "SHELL": "/bin/sh",  # not this machine's bash and its rc files
+        }
     )
-    assert process.stdout is not None
-    async with asyncio.timeout(timeout(30)):
-        line = (await process.stdout.readline()).decode()
-    match = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
-    assert match, line
-    assert match.group(2) == TOKEN
-    return process, match.group(1)
 
 
 async def test_sigterm_stops_every_agent_process(tmp_path: Path) -> None:

@@ -61,7 +61,8 @@ def create_app(services: Services, token: str) -> FastAPI:
         if "token" in request.query_params:
             # Sign-in: the token moves into an HttpOnly cookie and leaves the address bar.
             if not token_valid(request):
-                return JSONResponse({"detail": "wrong token in the URL"}, status_code=401)
+                # The page then shows its sign-in panel; the wrong token leaves the URL too.
+                return RedirectResponse("/", status_code=303)
             response = RedirectResponse("/", status_code=303)
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
             return response

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import os
 import shlex
 import sys
@@ -21,6 +19,7 @@ from agentpty.service.milestones import MilestoneService
 from agentpty.service.projects import ProjectService
 from agentpty.service.runs import RunService
 from agentpty.service.sessions import SessionService
+from agentpty.service.tasks import OwnedTasks
 from agentpty.store import open_store
 from agentpty.store.base import Store
 from agentpty.terminal.delivery import ReadyPolicy
@@ -28,8 +27,6 @@ from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.session import SessionLimits
 
 __all__ = ["Services", "build_profiles", "write_hook_settings"]
-
-log = logging.getLogger(__name__)
 
 
 def write_hook_settings(path: Path) -> Path:
@@ -71,7 +68,7 @@ class Services:
     sessions: SessionService
     milestones: MilestoneService
     runs: RunService
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    tasks: OwnedTasks = field(default_factory=OwnedTasks)
 
     @classmethod
     def build(cls, settings: Settings, profiles: dict[str, AgentProfile] | None = None) -> Services:
@@ -105,23 +102,14 @@ class Services:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in a task owned by the services (cancelled on close, errors logged)."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+        self.tasks.spawn(coro, name)
 
     async def open(self) -> None:
         await self.store.open()
 
     async def close(self) -> None:
         """Stop every session, then the store. Idempotent."""
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.tasks.close()
         await self.runs.shutdown()
         await self.sessions.shutdown()
         await self.store.close()

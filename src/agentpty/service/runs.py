@@ -14,12 +14,13 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from agentpty.domain.errors import InvalidInput
 from agentpty.domain.models import EventKind, OutputProject, Run, RunStatus, new_id, utcnow
 from agentpty.service.sessions import SessionService
+from agentpty.service.tasks import OwnedTasks
 from agentpty.store.base import Store
 
 __all__ = ["MAX_PROMPT", "RunService"]
@@ -59,12 +60,7 @@ class RunService:
         self.store = store
         self.sessions = sessions
         self._feeds: dict[str, _RunFeed] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks = OwnedTasks()
 
     async def start(self, project: OutputProject, prompt: str) -> Run:
         """Begin a headless run; ``Conflict`` while the project has a live session."""
@@ -100,7 +96,7 @@ class RunService:
             raise
         feed = self._feeds[run.id] = _RunFeed()
         env = {**launch.env, **self.sessions.hook_env(project.id)}
-        self._spawn(self._execute(project, run, launch.argv, env, feed), f"run {run.id}")
+        self._tasks.spawn(self._execute(project, run, launch.argv, env, feed), f"run {run.id}")
         return run
 
     async def _execute(
@@ -232,6 +228,4 @@ class RunService:
         yield {"type": "record", "run": (await self.store.get_run(run.id)).model_dump(mode="json")}
 
     async def shutdown(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()

@@ -14,13 +14,14 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentpty.agents.base import AgentProfile
 from agentpty.domain.errors import Conflict, SessionStartError
 from agentpty.domain.models import EventKind, OutputProject, SessionEvent, SessionState, new_id
+from agentpty.service.tasks import OwnedTasks
 from agentpty.store.base import Store
 from agentpty.terminal.delivery import CommandQueue, DeliveryResult, ReadyPolicy
 from agentpty.terminal.manager import SessionManager
@@ -86,7 +87,7 @@ class SessionService:
         self.ready = ready
         self._live: dict[str, LiveSession] = {}
         self._headless: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks()
         self._server_url: str | None = None
         self._hook_secret = b""
 
@@ -112,18 +113,6 @@ class SessionService:
             "AGENTPTY_HOOK_URL": f"{self._server_url}/api/hooks/claude/{project_id}"
             f"?key={self.hook_key(project_id)}",
         }
-
-    # -- tasks we own
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
 
     # -- queries
 
@@ -272,9 +261,11 @@ class SessionService:
                 f"\x1b[2m[conversation {replacing[:8]} expired; "
                 f"new conversation {(session_id or '')[:8]}]\x1b[0m\r\n"
             )
-        terminal.add_exit_callback(
-            lambda code: self._spawn(self._on_exit(project, live, code), f"exit {project.id}")
-        )
+
+        def on_exit(code: int) -> None:
+            self._tasks.spawn(self._on_exit(project, live, code), f"exit {project.id}")
+
+        terminal.add_exit_callback(on_exit)
         try:
             terminal.start()
         except Exception:
@@ -457,9 +448,5 @@ class SessionService:
 
     async def shutdown(self) -> None:
         await self.manager.shutdown()
-        for task in list(self._tasks):
-            try:
-                async with asyncio.timeout(5):
-                    await task
-            except (TimeoutError, Exception):
-                task.cancel()
+        # Exit handlers record history; give them a moment before cancelling.
+        await self._tasks.close(grace=5)

@@ -13,13 +13,13 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from agentpty.domain.errors import NotFound, StoreUnavailable
+from agentpty.domain.errors import Conflict, NotFound, StoreUnavailable
 from agentpty.domain.models import (
     Milestone,
     MilestoneStatus,
@@ -90,6 +90,8 @@ class SqliteStore:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, fn, *args)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"already stored: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite error on {self.path}: {exc}") from exc
 
@@ -305,5 +307,7 @@ class SqliteStore:
             self._select, "events", SessionEvent, {"project_id": output_project_id}, 0, None
         )
         if since is not None:
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)  # naive means UTC, as in MongoDB
             events = [event for event in events if event.created_at >= since]
         return events
