@@ -135,21 +135,39 @@ async def test_milestone_right_after_process_start_is_not_lost(
 async def test_concurrent_starts_are_delivered_one_at_a_time(
     fake: tuple[RunningServer, FakeAgentWorld],
 ) -> None:
-    """Twenty concurrent starts: each command arrives whole, once, in start order."""
+    """Twenty concurrent HTTP starts: each command arrives whole, exactly once, one per turn."""
     server, world = fake
     project = await server.create_project(agent="claude")
     async with server.http() as http:
         ids = [await create_milestone(http, project, f"m{i}") for i in range(20)]
         replies = await asyncio.gather(*(http.post(f"/api/milestones/{i}/start") for i in ids))
-        milestones = [reply.json() for reply in replies]
-    assert all(m["status"] == "in_progress" for m in milestones)
+    assert all(reply.json()["status"] == "in_progress" for reply in replies)
     messages = world.messages()
-    assert len(messages) == 20 and [m["turn"] for m in messages] == list(range(1, 21))
+    assert [m["turn"] for m in messages] == list(range(1, 21))
     delivered = [next(i for i in ids if i in m["text"]) for m in messages]
     assert sorted(delivered) == sorted(ids)
-    by_start = [m["id"] for m in sorted(milestones, key=lambda m: m["started_at"])]
-    assert delivered == by_start
-    assert sum(m["text"].startswith("NEW-PROJECT") for m in messages) == 1
+    titles = {i: f"m{n}" for n, i in enumerate(ids)}
+    expected = [
+        f"NEW-MILESTONE .milestones/{i}/MILESTONE-CONTEXT.md {titles[i]}" for i in delivered[1:]
+    ]
+    # Whole commands, never interleaved: the first is new-project, then new-milestone.
+    assert messages[0]["text"] == f"NEW-PROJECT .milestones/{delivered[0]}/MILESTONE-CONTEXT.md"
+    assert [m["text"] for m in messages[1:]] == expected
+
+
+async def test_starts_are_delivered_in_the_order_they_were_asked(
+    fake: tuple[RunningServer, FakeAgentWorld],
+) -> None:
+    """Starts requested in a known order while the agent boots are typed in that order."""
+    server, world = fake
+    project = await server.create_project(agent="claude")
+    async with server.http() as http:
+        ids = [await create_milestone(http, project, f"m{i}") for i in range(20)]
+    # Called in order on the server's loop: each reaches the project's queue in turn.
+    results = await asyncio.gather(*(server.services.milestones.start(i) for i in ids))
+    assert all(milestone.status == "in_progress" for milestone, _ in results)
+    delivered = [next(i for i in ids if i in m["text"]) for m in world.messages()]
+    assert delivered == ids
 
 
 async def test_unknown_command_leaves_milestone_pending(

@@ -76,15 +76,15 @@ async def test_eof_ends_cat() -> None:
 
 async def test_stalled_subscriber_is_resynced_without_slowing_others() -> None:
     """A subscriber that never reads gets a snapshot later; a reading one sees all output."""
-    limits = SessionLimits(subscriber_backlog=64 * 1024)
+    limits = SessionLimits(subscriber_backlog=1024 * 1024)
     session = TerminalSession(
-        "k", ["/bin/sh", "-c", "seq 1 200000; echo END-OF-SEQ"], cwd="/", env=ENV, limits=limits
+        "k", ["/bin/sh", "-c", "seq 1 400000; echo END-OF-SEQ"], cwd="/", env=ENV, limits=limits
     )
     stalled, _ = session.subscribe()
     fast, _ = session.subscribe()
     session.start()
     seen = await read_until(fast, "END-OF-SEQ", wait=60)
-    assert "\n199999\r\n" in seen
+    assert "\n399999\r\n" in seen
     assert stalled.resyncs >= 1
     frame = await stalled.get()
     assert frame.kind == "output" and "END-OF-SEQ" in frame.data  # a fresh snapshot
