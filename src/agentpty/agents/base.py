@@ -36,6 +36,12 @@ class AgentProfile(Protocol):
     has_conversations: bool
     #: Substrings of early output meaning the stored conversation id cannot be used.
     expired_markers: tuple[str, ...]
+    #: Text on screen meaning "busy" even while ``ready_marker`` shows.
+    busy_markers: tuple[str, ...]
+    #: Output after a submitted command meaning it was refused.
+    rejection_markers: tuple[str, ...]
+    #: True when commands are typed as a bracketed paste (the agent understands it).
+    bracketed_paste: bool
 
     def unavailable_reason(self) -> str | None:
         """None when the agent can run here, else what is missing and how to fix it."""

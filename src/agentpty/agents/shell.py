@@ -18,6 +18,10 @@ class ShellProfile:
     ready_marker: str | None = None
     has_conversations = False
     expired_markers: tuple[str, ...] = ()
+    busy_markers: tuple[str, ...] = ()
+    rejection_markers: tuple[str, ...] = ()
+    # Commands are plain lines: a program reading the terminal may not know pastes.
+    bracketed_paste = False
 
     def __init__(
         self,

@@ -234,13 +234,13 @@ class SessionService:
         )
         policy = ReadyPolicy(
             marker=profile.ready_marker,
-            busy_markers=getattr(profile, "busy_markers", ()),
-            rejection_markers=getattr(profile, "rejection_markers", ()),
+            busy_markers=profile.busy_markers,
+            rejection_markers=profile.rejection_markers,
             quiet_time=self.ready.quiet_time,
             settle_time=self.ready.settle_time,
             timeout=self.ready.timeout,
             submit_pause=self.ready.submit_pause,
-            bracketed_paste=getattr(profile, "bracketed_paste", True),
+            bracketed_paste=profile.bracketed_paste,
         )
         live = LiveSession(
             project_id=project.id,
