@@ -9,7 +9,7 @@ import os
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def clean_shell(environ: dict[str, str] | None = None) -> ShellProfile:
+def clean_shell(environ: Mapping[str, str] | None = None) -> ShellProfile:
     """bash without rc files: the suite must not depend on this machine's ~/.bashrc."""
     env = agent_env(os.environ if environ is None else environ)
     env["PS1"] = "$ "

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.helpers import RunningServer
+from agentpty.agents.base import agent_env
+from agentpty.service.container import build_profiles
+from tests.helpers import RunningServer, clean_shell, make_settings, serve
 
 
 async def test_healthz_needs_no_token(server: RunningServer) -> None:
@@ -145,3 +147,29 @@ async def test_wrong_token_in_sign_in_url_sets_no_cookie(server: RunningServer) 
         response = await http.get("/?token=wrong")
     assert response.status_code == 303 and response.headers["location"] == "/"
     assert "set-cookie" not in response.headers
+
+
+async def test_agents_do_not_inherit_secrets(tmp_path: Path) -> None:
+    """AGENTPTY_* variables and AGENTPTY_AGENT_ENV_DROP names never reach the agent."""
+    environ = {
+        **os.environ,
+        "AGENTPTY_TOKEN": "server-secret",
+        "AGENTPTY_DATABASE_URL": "mongodb://u:pw@db/x",
+        "ANTHROPIC_API_KEY": "sk-drop-me",
+        "KEEP_ME": "kept",
+    }
+    settings = make_settings(tmp_path / "data", agent_env_drop="ANTHROPIC_API_KEY")
+    profiles = build_profiles(settings, environ=environ)
+    profiles["shell"] = clean_shell(agent_env(environ, settings.env_drop))
+    async with serve(settings, profiles) as server:
+        project = await server.create_project()
+        async with server.terminal(project) as term:
+            await term.recv()
+            await term.type("env | sort | sed 's/^/ENV:/'; echo END-$((1+1))\r")
+            await term.read_until("END-2")
+    seen = {line.strip() for line in term.output.splitlines() if line.startswith("ENV:")}
+    assert "ENV:KEEP_ME=kept" in seen
+    assert not [line for line in seen if "ANTHROPIC_API_KEY" in line]
+    names = {line[4:].split("=", 1)[0] for line in seen}
+    assert names & {"AGENTPTY_TOKEN", "AGENTPTY_DATABASE_URL"} == set()
+    assert "AGENTPTY_HOOK_URL" in names  # the one agentpty sets on purpose

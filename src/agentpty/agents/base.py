@@ -6,10 +6,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["SECRET_ENV", "AgentProfile", "Launch", "agent_env"]
+__all__ = ["SECRET_PREFIX", "AgentProfile", "Launch", "agent_env"]
 
-#: agentpty's own secrets: never inherited by an agent.
-SECRET_ENV = frozenset({"AGENTPTY_TOKEN"})
+#: agentpty's own settings (the token, a database URL with its password, ...)
+#: are never inherited by an agent: every variable with this prefix is dropped.
+SECRET_PREFIX = "AGENTPTY_"
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,13 @@ class AgentProfile(Protocol):
 
 
 def agent_env(base: Mapping[str, str], drop: Iterable[str] = ()) -> dict[str, str]:
-    """The server's environment minus agentpty's secrets and the names in ``drop``."""
-    dropped = SECRET_ENV | set(drop)
-    env = {name: value for name, value in base.items() if name not in dropped}
+    """The server's environment minus agentpty's own variables and the names in ``drop``."""
+    dropped = set(drop)
+    env = {
+        name: value
+        for name, value in base.items()
+        if name not in dropped and not name.startswith(SECRET_PREFIX)
+    }
     env["TERM"] = "xterm-256color"
     env.setdefault("LANG", "C.UTF-8")
     return env
