@@ -203,3 +203,22 @@ async def test_slow_client_does_not_stall_a_fast_one(server: RunningServer) -> N
         # The stalled client's queue overflowed and it was switched to a snapshot.
         terminal = live.terminal
         assert any(sub.resyncs for sub in terminal._subscribers)
+
+
+async def test_pty_follows_the_most_recently_active_client(server: RunningServer) -> None:
+    """With several viewers the size is that of the last one to resize or type."""
+    project = await server.create_project()
+    token = f"token={server.token}"
+    async with (
+        server.terminal(project, query=f"{token}&rows=30&cols=100") as small,
+        server.terminal(project, query=f"{token}&rows=40&cols=120") as large,
+        server.terminal(project) as undeclared,
+    ):
+        for term in (small, large, undeclared):
+            await term.recv()
+        await small.type("stty size\r")
+        await small.read_until("30 100")
+        await large.type("stty size\r")
+        await large.read_until("40 120")
+        await undeclared.type("echo $((6*7)) && stty size\r")
+        await undeclared.read_until("42\r\n40 120")

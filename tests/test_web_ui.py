@@ -332,4 +332,5 @@ async def test_claude_stop_and_start_shows_resumed(claude_world: ClaudeWorld, pa
         await page.get_by_role("button", name="Start / resume").click()
         await expect(indicator).to_have_text(f"resumed conversation {stored[:8]}")
         await wait_terminal(page, re.escape(f"[resumed conversation {stored[:8]}]"))
+        await wait_terminal(page, "turn=1")  # the CLI redraws the resumed conversation
         await screenshot(page, "project-page-claude-resumed")

@@ -54,12 +54,13 @@ async def open_terminal_socket(websocket: WebSocket, entity_id: str) -> Services
     return services(websocket)
 
 
-def _size(websocket: WebSocket) -> tuple[int, int]:
+def _size(websocket: WebSocket) -> tuple[int, int] | None:
+    """The size a client declares with ``?rows=&cols=`` (clamped), else None."""
     try:
-        rows = int(websocket.query_params.get("rows", 24))
-        cols = int(websocket.query_params.get("cols", 80))
-    except ValueError:
-        return 24, 80
+        rows = int(websocket.query_params["rows"])
+        cols = int(websocket.query_params["cols"])
+    except (KeyError, ValueError):
+        return None
     return min(max(rows, 1), 1000), min(max(cols, 1), 1000)
 
 
@@ -79,7 +80,8 @@ async def project_terminal(websocket: WebSocket, project_id: str) -> None:
 
 async def attach(websocket: WebSocket, svc: Services, project: OutputProject) -> None:
     """Start or resume the project's session and relay it until either side ends."""
-    rows, cols = _size(websocket)
+    size = _size(websocket)
+    rows, cols = size or (24, 80)
     try:
         live, started = await svc.sessions.ensure(project, rows=rows, cols=cols)
     except AgentptyError as exc:
@@ -91,7 +93,7 @@ async def attach(websocket: WebSocket, svc: Services, project: OutputProject) ->
     announce = started and live.replaced is not None
     try:
         while current is not None:
-            current = await _relay(websocket, current, started, (rows, cols), announce)
+            current = await _relay(websocket, current, started, size, announce)
             started = announce = True
     except (WebSocketDisconnect, OSError, RuntimeError):
         # The client went away (RuntimeError: sending on a closed socket).
@@ -104,7 +106,7 @@ async def _relay(
     websocket: WebSocket,
     live: LiveSession,
     started: bool,
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     announce_expiry: bool,
 ) -> LiveSession | None:
     """Relay one session; return the session that replaced it, if its conversation expired.
@@ -120,9 +122,9 @@ async def _relay(
         await websocket.send_text(output_frame(snapshot))
         if announce_expiry:
             await websocket.send_text(error_frame("SESSION_EXPIRED", _expired_message(live)))
-        if terminal.alive and (not started or terminal.size != client_size):
+        if terminal.alive and (not started or (client_size and terminal.size != client_size)):
             # Full-screen TUIs only repaint on SIGWINCH: send one even if unchanged.
-            terminal.resize(*client_size)
+            terminal.resize(*(client_size or terminal.size))
 
         async def pump_out() -> None:
             while True:
@@ -143,8 +145,8 @@ async def _relay(
                 try:
                     parsed = parse_client_message(raw)
                     if isinstance(parsed, InputMessage):
-                        # The PTY follows the most recently active client.
-                        if terminal.size != client_size and terminal.alive:
+                        # The PTY follows the most recently active client (that declared a size).
+                        if client_size and terminal.size != client_size and terminal.alive:
                             terminal.resize(*client_size)
                         terminal.send_input(parsed.data)
                     elif isinstance(parsed, ResizeMessage):
