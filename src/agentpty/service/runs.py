@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -79,9 +78,8 @@ class RunService:
             raise InvalidInput(reason)
         self.sessions.claim_headless(project.id)
         try:
-            session_id = await self.store.set_agent_session_id_if_unset(
-                project.id, str(uuid.uuid4())
-            )
+            # Same id rule as the terminal; a vanished conversation is expired too.
+            session_id, _ = await self.sessions.conversation_id(project.id, profile)
             launch = headless(prompt=prompt, session_id=session_id)
             run = await self.store.create_run(
                 Run(

@@ -212,13 +212,8 @@ class SessionService:
             raise SessionStartError(reason)
         session_id: str | None = None
         if profile.has_conversations:
-            session_id = await self.store.set_agent_session_id_if_unset(
-                project.id, str(uuid.uuid4())
-            )
-            if replacing is None:
-                expired = await self._expired_before_start(project.id, profile, session_id)
-                if expired is not None:
-                    replacing, session_id = session_id, expired
+            session_id, expired = await self.conversation_id(project.id, profile)
+            replacing = replacing or expired
         launch = profile.launch(
             cwd=project.workspace_path, session_id=session_id, initial_prompt=initial_prompt
         )
@@ -288,30 +283,39 @@ class SessionService:
         )
         return live
 
-    async def _expired_before_start(
-        self, project_id: str, profile: AgentProfile, session_id: str
-    ) -> str | None:
-        """If the conversation we saw with messages has vanished, store a fresh id.
+    async def conversation_id(
+        self, project_id: str, profile: AgentProfile
+    ) -> tuple[str, str | None]:
+        """The id to start the project's conversation with, and the id it replaced.
 
-        Starting the old id again with ``--session-id`` would silently begin an
-        empty conversation; the user must know their context is gone.
-        Returns the new id, or None when nothing expired.
+        A fresh id is stored only if none is. If the conversation known to hold
+        messages has vanished, starting its id again with ``--session-id``
+        would silently begin an empty conversation: it is expired instead, and
+        the second value is the old id.
         """
+        session_id = await self.store.set_agent_session_id_if_unset(project_id, str(uuid.uuid4()))
         project = await self.store.get_project(project_id)
         if project.confirmed_session_id != session_id or profile.conversation_exists(session_id):
-            return None
+            return session_id, None
+        new = await self._expire(
+            project_id, session_id, "the conversation's transcript no longer exists"
+        )
+        return (session_id, None) if new is None else (new, session_id)
+
+    async def _expire(self, project_id: str, old: str | None, reason: str) -> str | None:
+        """Replace the expired id ``old`` by a fresh one (compare-and-set) and record it.
+
+        Returns the new id, or None if the stored id changed meanwhile.
+        """
         new = str(uuid.uuid4())
-        if not await self.store.replace_agent_session_id(project_id, session_id, new):
+        if not await self.store.replace_agent_session_id(project_id, old, new):
+            log.warning("project %s: conversation id changed meanwhile; not replacing", project_id)
             return None
         log.warning(
-            "project %s: conversation %s vanished; starting %s", project_id, session_id, new
+            "project %s: conversation %s expired (%s); new %s", project_id, old, reason, new
         )
         await self.record_event(
-            project_id,
-            EventKind.EXPIRED,
-            new,
-            previous_agent_session_id=session_id,
-            reason="the conversation's transcript no longer exists",
+            project_id, EventKind.EXPIRED, new, previous_agent_session_id=old, reason=reason
         )
         return new
 
@@ -360,12 +364,8 @@ class SessionService:
     ) -> LiveSession | None:
         """Store a fresh conversation id and start a new conversation, once."""
         old = live.agent_session_id
-        new = str(uuid.uuid4())
-        if not await self.store.replace_agent_session_id(project.id, old, new):
-            log.warning("project %s: conversation id changed meanwhile; not replacing", project.id)
+        if await self._expire(project.id, old, "the agent could not resume it") is None:
             return None
-        log.warning("project %s: conversation %s expired; starting %s", project.id, old, new)
-        await self.record_event(project.id, EventKind.EXPIRED, new, previous_agent_session_id=old)
         fresh = await self.store.get_project(project.id)
         rows, cols = live.terminal.size
 
