@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from agentpty.api.deps import services
 from agentpty.domain.errors import InvalidInput
+from agentpty.domain.models import OutputProject
 from agentpty.service.container import Services
 
 __all__ = ["router"]
@@ -35,10 +36,15 @@ class SessionStart(BaseModel):
     cols: int = Field(80, ge=1, le=1000)
 
 
+async def _describe(svc: Services, project: OutputProject) -> dict[str, Any]:
+    """The project with its milestone counts and its session's state."""
+    return {**await svc.projects.describe(project), "session": svc.sessions.info(project.id)}
+
+
 @router.post("", status_code=201)
 async def create_project(body: ProjectCreate, svc: Svc) -> dict[str, Any]:
     project = await svc.projects.create(body.name, body.agent, body.workspace_path)
-    return await svc.projects.describe(project)
+    return await _describe(svc, project)
 
 
 @router.get("")
@@ -48,20 +54,13 @@ async def list_projects(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     projects, total = await svc.projects.list(skip, limit)
-    items = []
-    for project in projects:
-        item = await svc.projects.describe(project)
-        item["session"] = svc.sessions.info(project.id)
-        items.append(item)
+    items = [await _describe(svc, project) for project in projects]
     return {"output_projects": items, "total": total}
 
 
 @router.get("/{project_id}")
 async def get_project(project_id: str, svc: Svc) -> dict[str, Any]:
-    project = await svc.projects.get(project_id)
-    item = await svc.projects.describe(project)
-    item["session"] = svc.sessions.info(project.id)
-    return item
+    return await _describe(svc, await svc.projects.get(project_id))
 
 
 @router.delete("/{project_id}", status_code=204)
