@@ -83,8 +83,13 @@ class ClaudeWorld:
 
 
 async def type_message(term: TermClient, text: str) -> None:
-    """Type into Claude Code's TUI: wait for its prompt, paste, wait for the echo, Enter."""
+    """Type into Claude Code's TUI like a person: prompt, pause, paste, echo, Enter.
+
+    The pause (no output for a moment) matters: right after the prompt appears,
+    startup work such as the SessionStart hook still redraws the screen.
+    """
     await term.read_until("❯", wait=30)
+    await term.settle()
     mark = len(term.output)
     await term.type(PASTE_START + text + PASTE_END)
     # Ink draws spaces as cursor moves: look for the first word only.

@@ -69,6 +69,14 @@ class RunningServer:
             yield TermClient(ws)
 
 
+#: Escape sequences, removed from output for plain-text failure messages.
+ANSI_ESCAPE = re.compile(
+    r"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]"  # CSI
+    r"|\][^\x07\x1b]*(\x07|\x1b\\)"  # OSC
+    r"|[()][0-9A-Za-z]|[=>78])"  # charset, keypad, cursor save
+)
+
+
 class TermClient:
     """A WebSocket terminal client that keeps every frame it reads."""
 
@@ -102,14 +110,37 @@ class TermClient:
                     return frame
 
     async def read_until(self, text: str, wait: float = 10) -> str:
-        """Read frames until the accumulated output contains ``text``."""
+        """Read frames until the accumulated output contains ``text``.
+
+        On timeout the failure shows the end of the output, so a CI log says
+        what the terminal showed instead.
+        """
         start = 0
-        async with asyncio.timeout(timeout(wait)):
-            # Search only what is new (plus an overlap): output can be megabytes.
-            while self.output.find(text, start) < 0:
-                start = max(0, len(self.output) - len(text))
-                await self.recv(wait)
+        try:
+            async with asyncio.timeout(timeout(wait)):
+                # Search only what is new (plus an overlap): output can be megabytes.
+                while self.output.find(text, start) < 0:
+                    start = max(0, len(self.output) - len(text))
+                    await self.recv(wait)
+        except TimeoutError:
+            raise AssertionError(
+                f"{text!r} not seen within {wait} s; the output ended with:\n{self.visible_tail()}"
+            ) from None
         return self.output
+
+    def visible_tail(self, chars: int = 1500) -> str:
+        """The end of the output with escape sequences removed (for failure messages)."""
+        plain = ANSI_ESCAPE.sub(" ", self.output[-chars * 4 :])
+        return re.sub(r"[ \t]+", " ", plain)[-chars:]
+
+    async def settle(self, quiet: float = 0.5, wait: float = 30) -> None:
+        """Read until no frame arrives for ``quiet`` seconds (a human's pause before typing)."""
+        async with asyncio.timeout(timeout(wait)):
+            while True:
+                try:
+                    await self.recv(quiet)
+                except TimeoutError:
+                    return
 
     async def send(self, **message: Any) -> None:
         await self.ws.send(json.dumps(message))

@@ -42,7 +42,7 @@ async def test_first_message_creates_transcript_under_stored_id(claude_world: Cl
             assert cwd == str(server.services.settings.workspaces / "proj")
             await type_message(term, "hello there")
             await claude_world.wait_requests(1)
-            await term.read_until("turn=1")
+            await term.read_until("turn=1", wait=30)
         assert claude_world.api.last_session_id() == stored
         assert claude_world.transcripts(stored)
 
@@ -72,7 +72,7 @@ async def test_transcript_deleted_behind_our_back_expires(claude_world: ClaudeWo
         async with server.terminal(project) as term:
             old = (await term.recv())["agent_session_id"]
             await type_message(term, "remember me")
-            await term.read_until("turn=1")
+            await term.read_until("turn=1", wait=30)
         async with server.http() as http:
             await http.delete(f"/api/output-projects/{project}/session")
             for path in claude_world.transcripts(old):
@@ -84,7 +84,7 @@ async def test_transcript_deleted_behind_our_back_expires(claude_world: ClaudeWo
                 new = status["agent_session_id"]
                 assert new and new != old and status["expired_agent_session_id"] == old
                 await type_message(term, "fresh start")
-                await term.read_until("turn=1")
+                await term.read_until("turn=1", wait=30)
             assert claude_world.api.last_session_id() == new
             assert (await server.services.store.get_project(project)).agent_session_id == new
             events = (await http.get(f"/api/output-projects/{project}/events")).json()["events"]
@@ -113,7 +113,7 @@ async def test_resume_marker_from_cli_restarts_fresh_once(claude_world: ClaudeWo
             assert status["expired_agent_session_id"] == stored
             assert not [f for f in term.frames if f["type"] == "closed"]
             await type_message(term, "after expiry")
-            await term.read_until("turn=1")
+            await term.read_until("turn=1", wait=30)
         events = await server.services.store.list_events(project)
         assert [e.kind for e in events].count("expired") == 1
 
@@ -173,7 +173,7 @@ async def test_clear_moves_the_stored_id(claude_world: ClaudeWorld) -> None:
         async with server.terminal(project) as term:
             old = (await term.recv())["agent_session_id"]
             await type_message(term, "before clear")
-            await term.read_until("turn=1")
+            await term.read_until("turn=1", wait=30)
             await type_message(term, "/clear")
 
             async def changed() -> str | None:
