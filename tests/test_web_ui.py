@@ -123,6 +123,25 @@ async def wait_terminal(page: Page, pattern: str) -> None:
     )
 
 
+async def wait_terminal_settled(page: Page, quiet_ms: float = 500) -> None:
+    """Wait until the terminal's text has not changed for ``quiet_ms`` (a person's pause)."""
+    await page.wait_for_function(
+        f"""(quiet) => {{
+            const text = ({TERMINAL_TEXT})();
+            const now = performance.now();
+            const seen = window.__settle;
+            if (!seen || seen.text !== text) {{
+                window.__settle = {{text, since: now}};
+                return false;
+            }}
+            return now - seen.since >= quiet;
+        }}""",
+        arg=quiet_ms,
+        polling=50,
+        timeout=WAIT_MS,
+    )
+
+
 async def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
@@ -315,6 +334,7 @@ async def test_claude_stop_and_start_shows_resumed(claude_world: ClaudeWorld, pa
         await sign_in(page, server)
         await open_project(page, server, project)
         await wait_terminal(page, "❯")
+        await wait_terminal_settled(page)  # start-up hooks still redraw right after the prompt
         await page.keyboard.type("hello from the browser")
         await page.keyboard.press("Enter")
         await wait_terminal(page, "turn=1")
