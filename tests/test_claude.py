@@ -19,7 +19,7 @@ import pytest
 import websockets
 
 from tests.claude_world import ClaudeWorld, claude_world, eventually, type_message
-from tests.helpers import TOKEN, TermClient, start_server_process, timeout
+from tests.helpers import TOKEN, RunningServer, TermClient, start_server_process, timeout
 
 pytestmark = pytest.mark.claude
 __all__ = ["claude_world"]
@@ -92,18 +92,26 @@ async def test_transcript_deleted_behind_our_back_expires(claude_world: ClaudeWo
         assert expired and expired[0]["detail"]["previous_agent_session_id"] == old
 
 
+async def plant_refused_id(claude_world: ClaudeWorld, server: RunningServer, project: str) -> str:
+    """Store an id whose transcript exists but holds no message, and return it.
+
+    agentpty then starts ``--session-id=<id>`` and the CLI refuses it ("is
+    already in use"): the conversation expires at start.
+    """
+    stored = await server.services.store.set_agent_session_id_if_unset(project, str(uuid.uuid4()))
+    assert stored is not None
+    workspace = (await server.services.store.get_project(project)).workspace_path
+    folder = claude_world.config_dir / "projects" / re.sub(r"[^A-Za-z0-9]", "-", workspace)
+    folder.mkdir(parents=True)
+    (folder / f"{stored}.jsonl").write_text('{"type":"mode"}\n')
+    return stored
+
+
 async def test_resume_marker_from_cli_restarts_fresh_once(claude_world: ClaudeWorld) -> None:
     """The CLI refusing the id (already in use) is handled once, not in a loop."""
     async with claude_world.server() as server:
         project = await claude_world.create_project(server)
-        stored = await server.services.store.set_agent_session_id_if_unset(
-            project, str(uuid.uuid4())
-        )
-        # A transcript exists but holds no message: we start --session-id, the CLI refuses.
-        workspace = (await server.services.store.get_project(project)).workspace_path
-        folder = claude_world.config_dir / "projects" / re.sub(r"[^A-Za-z0-9]", "-", workspace)
-        folder.mkdir(parents=True)
-        (folder / f"{stored}.jsonl").write_text('{"type":"mode"}\n')
+        stored = await plant_refused_id(claude_world, server, project)
         async with server.terminal(project) as term:
             await term.recv()
             error = await term.recv_type("error", wait=30)
@@ -116,6 +124,46 @@ async def test_resume_marker_from_cli_restarts_fresh_once(claude_world: ClaudeWo
             await term.read_until("turn=1", wait=30)
         events = await server.services.store.list_events(project)
         assert [e.kind for e in events].count("expired") == 1
+
+
+async def test_milestone_survives_conversation_expiring_at_start(
+    claude_world: ClaudeWorld,
+) -> None:
+    """The first milestone's process refuses its id: the fresh conversation gets the command."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        stored = await plant_refused_id(claude_world, server, project)
+        async with server.http() as http:
+            created = await http.post(
+                "/api/milestones", json={"output_project_id": project, "title": "first unit"}
+            )
+            milestone = created.json()["id"]
+            started = (await http.post(f"/api/milestones/{milestone}/start")).json()
+            assert started["status"] == "in_progress", started
+            assert started["delivery"]["outcome"] == "delivered"
+            await claude_world.wait_requests(1)
+        fresh = (await server.services.store.get_project(project)).agent_session_id
+        assert fresh != stored
+        assert claude_world.api.last_session_id() == fresh
+        expected = f"GSD-NEW-PROJECT with context file .milestones/{milestone}/MILESTONE-CONTEXT.md"
+        assert expected in claude_world.api.last_user_text()
+
+
+async def test_input_survives_conversation_expiring_at_start(claude_world: ClaudeWorld) -> None:
+    """Text sent as the process refuses its id is typed into the fresh conversation."""
+    async with claude_world.server() as server:
+        project = await claude_world.create_project(server)
+        stored = await plant_refused_id(claude_world, server, project)
+        async with server.http() as http:
+            reply = await http.post(
+                f"/api/output-projects/{project}/session/input",
+                json={"text": "hello after expiry", "submit": True},
+            )
+            assert reply.json() == {"outcome": "delivered", "reason": "", "delivered": True}
+            await claude_world.wait_requests(1)
+        fresh = (await server.services.store.get_project(project)).agent_session_id
+        assert fresh != stored and claude_world.api.last_session_id() == fresh
+        assert "hello after expiry" in claude_world.api.last_user_text()
 
 
 async def test_concurrent_starts_start_one_process(claude_world: ClaudeWorld) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from agentpty.domain.errors import Conflict, InvalidInput, InvalidTransition
 from agentpty.domain.models import Milestone, MilestoneStatus, OutputProject, new_id, utcnow
-from agentpty.service.sessions import SessionService
+from agentpty.service.sessions import LiveSession, SessionService
 from agentpty.store.base import Store
 from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult, watch_outcome
 
@@ -189,23 +189,31 @@ class MilestoneService:
         profile = self.sessions.profiles[project.agent]
         if initial and profile.has_conversations:
             live, started = await self.sessions.ensure(project, initial_prompt=command)
-            if started:
-                # The agent submits its initial prompt itself; watch for a refusal.
-                policy = live.commands.policy
-                rejected = await watch_outcome(
-                    live.terminal,
-                    policy.rejection_markers,
-                    policy.busy_markers,
-                    policy.rejection_window,
-                    after=policy.marker,
-                    timeout=policy.timeout,
-                )
-                if rejected is not None:
-                    return DeliveryResult(
-                        DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}"
-                    )
-                if not live.terminal.alive:
-                    return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
-                return DeliveryResult(DeliveryOutcome.DELIVERED)
-            return await live.commands.deliver(command)
+            if not started:
+                return await self.sessions.deliver(live, command)
+            result = await self._watch_initial_prompt(live)
+            if result.outcome is not DeliveryOutcome.EXITED:
+                return result
+            # An expired conversation's process is replaced by a fresh one,
+            # started without the prompt: type it there.
+            successor = await self.sessions.replacement(live)
+            return result if successor is None else await successor.commands.deliver(command)
         return await self.sessions.send(project, command, submit=True)
+
+    @staticmethod
+    async def _watch_initial_prompt(live: LiveSession) -> DeliveryResult:
+        """The agent submits its initial prompt itself: watch for a refusal or an exit."""
+        policy = live.commands.policy
+        rejected = await watch_outcome(
+            live.terminal,
+            policy.rejection_markers,
+            policy.busy_markers,
+            policy.rejection_window,
+            after=policy.marker,
+            timeout=policy.timeout,
+        )
+        if rejected is not None:
+            return DeliveryResult(DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}")
+        if not live.terminal.alive:
+            return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
+        return DeliveryResult(DeliveryOutcome.DELIVERED)

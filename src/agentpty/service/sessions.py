@@ -23,7 +23,7 @@ from agentpty.domain.errors import Conflict, SessionStartError
 from agentpty.domain.models import EventKind, OutputProject, SessionEvent, SessionState, new_id
 from agentpty.service.tasks import OwnedTasks
 from agentpty.store.base import Store
-from agentpty.terminal.delivery import CommandQueue, DeliveryResult, ReadyPolicy
+from agentpty.terminal.delivery import CommandQueue, DeliveryOutcome, DeliveryResult, ReadyPolicy
 from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.session import SessionLimits, TerminalSession
 
@@ -441,7 +441,29 @@ class SessionService:
     async def send(self, project: OutputProject, text: str, submit: bool) -> DeliveryResult:
         """Deliver ``text`` into the project's session, starting it if needed."""
         live, _ = await self.ensure(project)
-        return await live.commands.deliver(text, submit=submit)
+        return await self.deliver(live, text, submit=submit)
+
+    async def deliver(self, live: LiveSession, text: str, *, submit: bool = True) -> DeliveryResult:
+        """Deliver ``text`` into ``live``, or into the session that replaced it.
+
+        A process that exits because its conversation expired is replaced by
+        a fresh one, once (``_replace_expired``): a command meant for it is
+        typed into the replacement rather than reported lost.
+        """
+        result = await live.commands.deliver(text, submit=submit)
+        if result.outcome is DeliveryOutcome.EXITED:
+            successor = await self.replacement(live)
+            if successor is not None:
+                return await successor.commands.deliver(text, submit=submit)
+        return result
+
+    @staticmethod
+    async def replacement(live: LiveSession) -> LiveSession | None:
+        """The session started in place of ``live`` (its conversation expired), or None.
+
+        Waits until ``live`` has exited and its exit has been handled.
+        """
+        return await live.successor
 
     async def stop(self, project_id: str) -> int | None:
         return await self.manager.stop(project_id)
