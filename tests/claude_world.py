@@ -5,17 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from agentpty.service.container import build_profiles
 from tests.claude_env import claude_env, seed_claude_config
 from tests.fake_messages_api import FakeMessagesAPI
-from tests.helpers import RunningServer, TermClient, clean_shell, make_settings, serve, timeout
+from tests.helpers import (
+    RunningServer,
+    TermClient,
+    clean_shell,
+    make_settings,
+    serve,
+    timeout,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAUDE_BIN = os.environ.get("AGENTPTY_TEST_CLAUDE_BIN") or str(
@@ -23,7 +30,6 @@ CLAUDE_BIN = os.environ.get("AGENTPTY_TEST_CLAUDE_BIN") or str(
 )
 API_KEY = "sk-test-" + "k" * 40
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
-T = TypeVar("T")
 
 
 def require_claude() -> str:
@@ -98,16 +104,6 @@ async def type_message(term: TermClient, text: str) -> None:
         while probe not in term.output[mark:]:
             await term.recv(30)
     await term.type("\r")
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], wait: float = 30) -> T:
-    """Re-run ``check`` until it returns a value (tests only: the product waits on events)."""
-    async with asyncio.timeout(timeout(wait)):
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import os
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -27,6 +27,7 @@ from agentpty.service.container import Services, build_profiles
 
 #: One knob scales every timeout in the suite (slow machines: 2, 3, ...).
 SCALE = float(os.environ.get("AGENTPTY_TEST_TIMEOUT_SCALE", "1"))
+T = TypeVar("T")
 TOKEN = "test-token-0123456789"
 
 
@@ -147,6 +148,43 @@ class TermClient:
 
     async def type(self, data: str) -> None:
         await self.send(type="input", data=data)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], wait: float = 30) -> T:
+    """Re-run ``check`` until it returns a value (tests only: the product waits on events)."""
+    async with asyncio.timeout(timeout(wait)):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await asyncio.sleep(0.05)
+
+
+def foreground_job(shell_pid: int) -> str | None:
+    """The command name of the job in the foreground of ``shell_pid``'s terminal, if any.
+
+    None while the shell itself is in the foreground.
+    """
+    after_name = Path(f"/proc/{shell_pid}/stat").read_text().rsplit(")", 1)[1]
+    group = int(after_name.split()[5])  # tpgid: the terminal's foreground group
+    if group == shell_pid:
+        return None
+    try:
+        return Path(f"/proc/{group}/comm").read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+async def wait_foreground(shell_pid: int, command: str) -> None:
+    """Wait until ``command`` runs as the terminal's foreground job.
+
+    A signal sent before that reaches the shell, or a child not yet exec'd.
+    """
+
+    async def running() -> bool:
+        return foreground_job(shell_pid) == command
+
+    await eventually(running, wait=10)
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from agentpty.terminal.session import SessionLimits
-from tests.helpers import RunningServer, timeout
+from tests.helpers import RunningServer, timeout, wait_foreground
 
 
 async def test_two_clients_share_output_and_either_can_type(server: RunningServer) -> None:
@@ -75,10 +75,9 @@ async def test_signal_message_interrupts(server: RunningServer) -> None:
     """A `signal` SIGINT message interrupts the foreground job."""
     project = await server.create_project()
     async with server.terminal(project) as term:
-        await term.recv()
+        status = await term.recv()
         await term.type("sleep 100\r")
-        await term.read_until("sleep 100")
-        await asyncio.sleep(0.3)  # let sleep become the foreground job
+        await wait_foreground(status["pid"], "sleep")
         await term.send(type="signal", signal="SIGINT")
         await term.type("echo rc-$?\r")
         await term.read_until("rc-130")

@@ -18,8 +18,15 @@ import httpx
 import pytest
 import websockets
 
-from tests.claude_world import ClaudeWorld, claude_world, eventually, type_message
-from tests.helpers import TOKEN, RunningServer, TermClient, start_server_process, timeout
+from tests.claude_world import ClaudeWorld, claude_world, type_message
+from tests.helpers import (
+    TOKEN,
+    RunningServer,
+    TermClient,
+    eventually,
+    start_server_process,
+    timeout,
+)
 
 pytestmark = pytest.mark.claude
 __all__ = ["claude_world"]

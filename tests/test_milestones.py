@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from agentpty.service.container import build_profiles
-from tests.claude_world import eventually
-from tests.helpers import RunningServer, clean_shell, make_settings, serve
+from tests.helpers import RunningServer, clean_shell, eventually, make_settings, serve
 
 FAKE_AGENT = str(Path(__file__).with_name("fake_agent.py"))
 

@@ -16,8 +16,8 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.claude_world import ClaudeWorld, claude_world, eventually
-from tests.helpers import RunningServer, make_settings, serve, timeout
+from tests.claude_world import ClaudeWorld, claude_world
+from tests.helpers import RunningServer, eventually, make_settings, serve, timeout
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"

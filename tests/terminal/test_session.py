@@ -9,7 +9,7 @@ import sys
 from agentpty.domain.models import SessionState
 from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.session import SessionLimits, Subscriber, TerminalSession
-from tests.helpers import timeout
+from tests.helpers import timeout, wait_foreground
 
 ENV = {"PATH": os.environ["PATH"], "TERM": "xterm-256color", "PS1": "$ "}
 
@@ -45,9 +45,8 @@ async def test_sigint_interrupts_sleep() -> None:
     session.start()
     subscriber, _ = session.subscribe()
     session.send_input("sleep 100\n")
-    await read_until(subscriber, "sleep 100")
-    # Wait until sleep is the terminal's foreground job, then interrupt it.
-    await asyncio.sleep(0.3)
+    assert session.pid is not None
+    await wait_foreground(session.pid, "sleep")
     session.send_signal("SIGINT")
     session.send_input("echo after-$?\n")
     await read_until(subscriber, "after-130")
