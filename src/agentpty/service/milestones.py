@@ -192,12 +192,8 @@ class MilestoneService:
             if not started:
                 return await self.sessions.deliver(live, command)
             result = await self._watch_initial_prompt(live)
-            if result.outcome is not DeliveryOutcome.EXITED:
-                return result
-            # An expired conversation's process is replaced by a fresh one,
-            # started without the prompt: type it there.
-            successor = await self.sessions.replacement(live)
-            return result if successor is None else await successor.commands.deliver(command)
+            # A replacement for an expired conversation starts without the prompt.
+            return await self.sessions.redeliver_after_expiry(live, result, command)
         return await self.sessions.send(project, command, submit=True)
 
     @staticmethod

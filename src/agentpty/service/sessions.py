@@ -444,26 +444,26 @@ class SessionService:
         return await self.deliver(live, text, submit=submit)
 
     async def deliver(self, live: LiveSession, text: str, *, submit: bool = True) -> DeliveryResult:
-        """Deliver ``text`` into ``live``, or into the session that replaced it.
+        """Deliver ``text`` into ``live``, or into the session that replaced it."""
+        result = await live.commands.deliver(text, submit=submit)
+        return await self.redeliver_after_expiry(live, result, text, submit=submit)
+
+    @staticmethod
+    async def redeliver_after_expiry(
+        live: LiveSession, result: DeliveryResult, text: str, *, submit: bool = True
+    ) -> DeliveryResult:
+        """Deliver ``text`` again into ``live``'s replacement if ``result`` says it exited.
 
         A process that exits because its conversation expired is replaced by
         a fresh one, once (``_replace_expired``): a command meant for it is
         typed into the replacement rather than reported lost.
         """
-        result = await live.commands.deliver(text, submit=submit)
-        if result.outcome is DeliveryOutcome.EXITED:
-            successor = await self.replacement(live)
-            if successor is not None:
-                return await successor.commands.deliver(text, submit=submit)
-        return result
-
-    @staticmethod
-    async def replacement(live: LiveSession) -> LiveSession | None:
-        """The session started in place of ``live`` (its conversation expired), or None.
-
-        Waits until ``live`` has exited and its exit has been handled.
-        """
-        return await live.successor
+        if result.outcome is not DeliveryOutcome.EXITED:
+            return result
+        successor = await live.successor  # resolved once the exit has been handled
+        if successor is None:
+            return result
+        return await successor.commands.deliver(text, submit=submit)
 
     async def stop(self, project_id: str) -> int | None:
         return await self.manager.stop(project_id)
