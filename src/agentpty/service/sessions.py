@@ -55,6 +55,11 @@ class LiveSession:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
+    def resolve_successor(self, exit_handler: asyncio.Task[LiveSession | None]) -> None:
+        """Resolve ``successor`` from the finished exit handler (None if it failed)."""
+        failed = exit_handler.cancelled() or exit_handler.exception() is not None
+        self.successor.set_result(None if failed else exit_handler.result())
+
     def status(self) -> dict[str, Any]:
         """Fields of the WebSocket ``status`` message."""
         return {
@@ -258,7 +263,10 @@ class SessionService:
             )
 
         def on_exit(code: int) -> None:
-            self._tasks.spawn(self._on_exit(project, live, code), f"exit {project.id}")
+            task = self._tasks.spawn(self._on_exit(project, live, code), f"exit {project.id}")
+            # Resolved from the task's end, not inside it: a task cancelled
+            # before it ran (shutdown) never enters the coroutine.
+            task.add_done_callback(live.resolve_successor)
 
         terminal.add_exit_callback(on_exit)
         try:
@@ -339,25 +347,23 @@ class SessionService:
 
         remove = live.terminal.add_output_listener(on_output)
 
-    async def _on_exit(self, project: OutputProject, live: LiveSession, code: int) -> None:
-        successor: LiveSession | None = None
-        try:
-            await self.record_event(
-                project.id,
-                EventKind.EXITED,
-                live.agent_session_id,
-                exit_code=code,
-                reason=live.terminal.stop_reason,
-            )
-            profile = self.profiles[project.agent]
-            if live.expired and live.replaced is None and live.agent_session_id is not None:
-                successor = await self._replace_expired(project, live)
-            elif live.agent_session_id is not None and profile.conversation_exists(
-                live.agent_session_id
-            ):
-                await self.confirm_conversation(project.id, live.agent_session_id)
-        finally:
-            live.successor.set_result(successor)
+    async def _on_exit(
+        self, project: OutputProject, live: LiveSession, code: int
+    ) -> LiveSession | None:
+        """Record the exit; return the session replacing an expired conversation, if any."""
+        await self.record_event(
+            project.id,
+            EventKind.EXITED,
+            live.agent_session_id,
+            exit_code=code,
+            reason=live.terminal.stop_reason,
+        )
+        profile = self.profiles[project.agent]
+        if live.expired and live.replaced is None and live.agent_session_id is not None:
+            return await self._replace_expired(project, live)
+        if live.agent_session_id is not None and profile.conversation_exists(live.agent_session_id):
+            await self.confirm_conversation(project.id, live.agent_session_id)
+        return None
 
     async def _replace_expired(
         self, project: OutputProject, live: LiveSession
