@@ -74,14 +74,13 @@ def create_app(services: Services, token: str) -> FastAPI:
 
     @app.get("/static/vendor/{name}", include_in_schema=False)
     async def vendor(name: str) -> Response:
-        return _static_file(web / "vendor", name)
+        return _static_file(web / "vendor", name, hint=" (run 'make web' to install xterm.js)")
 
     return app
 
 
-def _static_file(folder: Traversable, name: str) -> Response:
+def _static_file(folder: Traversable, name: str, hint: str = "") -> Response:
     path = folder / name
     if "/" in name or name.startswith(".") or not path.is_file():
-        hint = " (run 'make web' to install xterm.js)" if "vendor" in str(folder) else ""
         return JSONResponse({"detail": f"no static file {name!r}{hint}"}, status_code=404)
     return FileResponse(str(path))
