@@ -98,12 +98,22 @@ async def type_message(term: TermClient, text: str) -> None:
     await term.settle()
     mark = len(term.output)
     await term.type(PASTE_START + text + PASTE_END)
-    # Ink draws spaces as cursor moves: look for the first word only.
+    # The TUI redraws only changed cells, so the echo may never be sent whole:
+    # look in the rendered input box too.
     probe = text.split()[0][:20]
     async with asyncio.timeout(timeout(30)):
-        while probe not in term.output[mark:]:
+        while probe not in term.output[mark:] and probe not in input_box(term):
             await term.recv(30)
     await term.type("\r")
+
+
+def input_box(term: TermClient) -> str:
+    """The text of Claude Code's input box: the rows between the last two rules."""
+    rows = term.display()
+    rules = [i for i, row in enumerate(rows) if row.strip() and set(row.strip()) == {"─"}]
+    if len(rules) < 2:
+        return ""
+    return "\n".join(rows[rules[-2] + 1 : rules[-1]])
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pyte
 import uvicorn
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -79,13 +80,20 @@ ANSI_ESCAPE = re.compile(
 
 
 class TermClient:
-    """A WebSocket terminal client that keeps every frame it reads."""
+    """A WebSocket terminal client that keeps every frame it reads.
 
-    def __init__(self, ws: ClientConnection) -> None:
+    ``rows``/``cols`` are the terminal size the server uses for a session no
+    client has resized (24x80): ``screen_text`` renders the output at it.
+    """
+
+    def __init__(self, ws: ClientConnection, rows: int = 24, cols: int = 80) -> None:
         self.ws = ws
         self.frames: list[dict[str, Any]] = []
         self._chunks: list[str] = []
         self._output = ""
+        self._screen = pyte.HistoryScreen(cols, rows, history=5000)
+        self._stream = pyte.Stream(self._screen)
+        self._rendered = 0
 
     @property
     def output(self) -> str:
@@ -128,6 +136,43 @@ class TermClient:
                 f"{text!r} not seen within {wait} s; the output ended with:\n{self.visible_tail()}"
             ) from None
         return self.output
+
+    def screen_text(self) -> str:
+        """The output as a terminal shows it: scrollback, then the screen (plain text).
+
+        Built with pyte here, independently of the server's own screen model.
+        """
+        display = self.display()
+        screen = self._screen
+        history = [
+            "".join(line[x].data for x in range(screen.columns)).rstrip()
+            for line in screen.history.top
+        ]
+        return "\n".join([*history, *display])
+
+    def display(self) -> list[str]:
+        """The rendered screen (without scrollback), one right-trimmed string per row."""
+        output = self.output
+        self._stream.feed(output[self._rendered :])
+        self._rendered = len(output)
+        return [line.rstrip() for line in self._screen.display]
+
+    async def read_screen_until(self, text: str, wait: float = 10) -> str:
+        """Read frames until ``text`` shows on the rendered screen or its scrollback.
+
+        For TUIs such as Claude Code, which redraw only the cells that
+        changed: a word can be on screen without ever being sent whole.
+        """
+        try:
+            async with asyncio.timeout(timeout(wait)):
+                while text not in (rendered := self.screen_text()):
+                    await self.recv(wait)
+        except TimeoutError:
+            raise AssertionError(
+                f"{text!r} not on screen within {wait} s; the screen showed:\n"
+                + "\n".join(self.screen_text().splitlines()[-30:])
+            ) from None
+        return rendered
 
     def visible_tail(self, chars: int = 1500) -> str:
         """The end of the output with escape sequences removed (for failure messages)."""

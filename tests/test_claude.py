@@ -49,7 +49,7 @@ async def test_first_message_creates_transcript_under_stored_id(claude_world: Cl
             assert cwd == str(server.services.settings.workspaces / "proj")
             await type_message(term, "hello there")
             await claude_world.wait_requests(1)
-            await term.read_until("turn=1", wait=30)
+            await term.read_screen_until("turn=1", wait=30)
         assert claude_world.api.last_session_id() == stored
         assert claude_world.transcripts(stored)
 
@@ -79,7 +79,7 @@ async def test_transcript_deleted_behind_our_back_expires(claude_world: ClaudeWo
         async with server.terminal(project) as term:
             old = (await term.recv())["agent_session_id"]
             await type_message(term, "remember me")
-            await term.read_until("turn=1", wait=30)
+            await term.read_screen_until("turn=1", wait=30)
         async with server.http() as http:
             await http.delete(f"/api/output-projects/{project}/session")
             for path in claude_world.transcripts(old):
@@ -91,7 +91,7 @@ async def test_transcript_deleted_behind_our_back_expires(claude_world: ClaudeWo
                 new = status["agent_session_id"]
                 assert new and new != old and status["expired_agent_session_id"] == old
                 await type_message(term, "fresh start")
-                await term.read_until("turn=1", wait=30)
+                await term.read_screen_until("turn=1", wait=30)
             assert claude_world.api.last_session_id() == new
             assert (await server.services.store.get_project(project)).agent_session_id == new
             events = (await http.get(f"/api/output-projects/{project}/events")).json()["events"]
@@ -128,7 +128,7 @@ async def test_resume_marker_from_cli_restarts_fresh_once(claude_world: ClaudeWo
             assert status["expired_agent_session_id"] == stored
             assert not [f for f in term.frames if f["type"] == "closed"]
             await type_message(term, "after expiry")
-            await term.read_until("turn=1", wait=30)
+            await term.read_screen_until("turn=1", wait=30)
         events = await server.services.store.list_events(project)
         assert [e.kind for e in events].count("expired") == 1
 
@@ -228,7 +228,7 @@ async def test_clear_moves_the_stored_id(claude_world: ClaudeWorld) -> None:
         async with server.terminal(project) as term:
             old = (await term.recv())["agent_session_id"]
             await type_message(term, "before clear")
-            await term.read_until("turn=1", wait=30)
+            await term.read_screen_until("turn=1", wait=30)
             await type_message(term, "/clear")
 
             async def changed() -> str | None:
@@ -275,7 +275,7 @@ async def test_server_killed_and_restarted_resumes(claude_world: ClaudeWorld) ->
             term = TermClient(ws)
             before = await term.recv()
             await type_message(term, "first message")
-            await term.read_until("turn=1", wait=30)
+            await term.read_screen_until("turn=1", wait=30)
 
             # The CLI writes its transcript lazily; a crash before that loses the
             # turn (agentpty then reports SESSION_EXPIRED). Crash after it.
@@ -304,7 +304,7 @@ async def test_server_killed_and_restarted_resumes(claude_world: ClaudeWorld) ->
             assert status["agent_session_id"] == before["agent_session_id"]
             await term.read_until("[resumed conversation", wait=10)
             await type_message(term, "second message")
-            await term.read_until("turn=2", wait=30)
+            await term.read_screen_until("turn=2", wait=30)
         assert claude_world.api.last_turn() == 2
     finally:
         second.send_signal(signal.SIGTERM)
@@ -395,3 +395,28 @@ def session_of(body: dict[str, object]) -> str | None:
     from tests.fake_messages_api import session_id
 
     return session_id(body)
+
+
+@pytest.mark.parametrize("running", [True, False], ids=["typed", "initial-prompt"])
+async def test_unknown_command_from_cli_leaves_milestone_pending(
+    claude_world: ClaudeWorld, running: bool
+) -> None:
+    """The real CLI refusing a slash command keeps the milestone pending, with its answer.
+
+    Typed into a running session, or passed as the prompt of a session the
+    milestone starts: either way the model is never asked.
+    """
+    template = "/nosuch:command {context_path}"
+    async with claude_world.server(new_project_command=template) as server:
+        project = await claude_world.create_project(server)
+        async with server.http() as http:
+            if running:
+                await http.post(f"/api/output-projects/{project}/session")
+            created = await http.post(
+                "/api/milestones", json={"output_project_id": project, "title": "refused"}
+            )
+            reply = (await http.post(f"/api/milestones/{created.json()['id']}/start")).json()
+        assert reply["status"] == "pending", reply
+        assert reply["delivery"]["outcome"] == "rejected", reply
+        assert "Unknown" in reply["status_reason"]
+        assert not claude_world.api.requests

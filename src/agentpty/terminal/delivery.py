@@ -117,6 +117,11 @@ async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
     return session.alive
 
 
+#: How often, at most, the screen is checked while output streams in: the
+#: emulator is slow, so not after every frame.
+CHECK_INTERVAL = 0.1
+
+
 async def watch_outcome(
     session: TerminalSession,
     rejection: Sequence[str],
@@ -126,44 +131,66 @@ async def watch_outcome(
     after: str | None = None,
     timeout: float = 60.0,
 ) -> str | None:
-    """Watch output for ``window`` seconds after a command was submitted.
+    """Watch the screen for ``window`` seconds after a command was submitted.
 
-    Returns the rejection marker seen first, or None when an acceptance
-    marker (the agent got busy), the window's end or the process exit came
-    first. With ``after``, the window only starts once that text has shown
-    (e.g. the prompt of an agent still starting), bounded by ``timeout``;
-    the screen as it is now counts as already seen. Output is matched as
-    text, keeping a short tail so a marker split across frames is found.
+    Returns the rejection marker that showed first, or None when an
+    acceptance marker (the agent got busy), the window's end or the process
+    exit came first. A marker "shows" when it occurs more often on the
+    screen and its scrollback than when the watch began, so an old refusal
+    still on screen does not count. With ``after``, the window only starts
+    once that text is on screen (e.g. the prompt of an agent still
+    starting), bounded by ``timeout``.
+
+    Markers are matched on the emulated screen: a TUI such as Claude Code
+    redraws only the cells that changed, so a word can appear on screen
+    without ever being written whole. An acceptance marker also counts when
+    it passes through the output stream, because a busy line that is drawn
+    and erased at once (a fast answer) may never be on screen when it is
+    checked. Refusals are not taken from the stream: a full redraw would
+    repeat an old one.
     """
     if not rejection or window <= 0:
         return None
     loop = asyncio.get_running_loop()
     decided: asyncio.Future[str | None] = loop.create_future()
-    seen = "\n".join(session.screen.lines()) if after is not None else ""
-    timer: asyncio.TimerHandle | None = None
+    baseline = session.screen.text()
+    before = {marker: baseline.count(marker) for marker in (*rejection, *acceptance)}
+    stream = ""  # the end of the output since the watch began
+    window_timer: asyncio.TimerHandle | None = None
+    check_timer: asyncio.TimerHandle | None = None
 
     def decide(result: str | None) -> None:
         if not decided.done():
             decided.set_result(result)
 
     def examine() -> None:
-        nonlocal timer
+        nonlocal window_timer, check_timer
+        check_timer = None
+        text = session.screen.text()
         for marker in rejection:
-            if marker in seen:
+            if text.count(marker) > before[marker]:
                 decide(marker)
                 return
-        if any(marker in seen for marker in acceptance):
+        if any(text.count(marker) > before[marker] for marker in acceptance):
             decide(None)
-        elif timer is None and (after is None or after in seen):
-            timer = loop.call_later(window, decide, None)
+        elif window_timer is None and (after is None or after in text):
+            window_timer = loop.call_later(window, decide, None)
 
     def on_output(text: str) -> None:
-        nonlocal seen
-        seen = (seen + text)[-4096:]
-        examine()
+        nonlocal check_timer, stream
+        stream = (stream + text)[-4096:]
+        if any(marker in stream for marker in acceptance):
+            examine()  # a refusal already on screen still wins
+            decide(None)
+        elif check_timer is None:
+            check_timer = loop.call_later(CHECK_INTERVAL, examine)
+
+    def on_exit(_code: int) -> None:
+        examine()  # a refusal printed just before the exit still counts
+        decide(None)
 
     remove = session.add_output_listener(on_output)
-    remove_exit = session.add_exit_callback(lambda _code: decide(None))
+    remove_exit = session.add_exit_callback(on_exit)
     examine()
     try:
         async with asyncio.timeout(timeout):
@@ -173,8 +200,9 @@ async def watch_outcome(
     finally:
         remove()
         remove_exit()
-        if timer is not None:
-            timer.cancel()
+        for timer in (window_timer, check_timer):
+            if timer is not None:
+                timer.cancel()
 
 
 class CommandQueue:
