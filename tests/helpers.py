@@ -205,6 +205,17 @@ async def eventually(check: Callable[[], Awaitable[T | None]], wait: float = 30)
             await asyncio.sleep(0.05)
 
 
+async def create_milestone(
+    http: httpx.AsyncClient, project: str, title: str, context: str = "ctx"
+) -> str:
+    """POST a milestone (asserting 201) and return its id."""
+    response = await http.post(
+        "/api/milestones", json={"output_project_id": project, "title": title, "context": context}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 def foreground_job(shell_pid: int) -> str | None:
     """The command name of the job in the foreground of ``shell_pid``'s terminal, if any.
 

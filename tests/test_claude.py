@@ -23,6 +23,7 @@ from tests.helpers import (
     TOKEN,
     RunningServer,
     TermClient,
+    create_milestone,
     eventually,
     start_server_process,
     timeout,
@@ -141,10 +142,7 @@ async def test_milestone_survives_conversation_expiring_at_start(
         project = await claude_world.create_project(server)
         stored = await plant_refused_id(claude_world, server, project)
         async with server.http() as http:
-            created = await http.post(
-                "/api/milestones", json={"output_project_id": project, "title": "first unit"}
-            )
-            milestone = created.json()["id"]
+            milestone = await create_milestone(http, project, "first unit")
             started = (await http.post(f"/api/milestones/{milestone}/start")).json()
             assert started["status"] == "in_progress", started
             assert started["delivery"]["outcome"] == "delivered"
@@ -318,10 +316,7 @@ async def test_milestones_share_one_conversation(claude_world: ClaudeWorld) -> N
         async with server.http() as http:
             ids = []
             for title in ("first unit", "second unit"):
-                created = await http.post(
-                    "/api/milestones", json={"output_project_id": project, "title": title}
-                )
-                ids.append(created.json()["id"])
+                ids.append(await create_milestone(http, project, title))
             first = (await http.post(f"/api/milestones/{ids[0]}/start")).json()
             assert first["status"] == "in_progress", first
             await claude_world.wait_requests(1)
@@ -351,10 +346,7 @@ async def test_long_milestone_command_is_submitted(claude_world: ClaudeWorld) ->
                 await term.recv()
                 await type_message(term, "warm up")
                 await claude_world.wait_requests(1)
-            created = await http.post(
-                "/api/milestones", json={"output_project_id": project, "title": title}
-            )
-            milestone = created.json()["id"]
+            milestone = await create_milestone(http, project, title)
             started = (await http.post(f"/api/milestones/{milestone}/start")).json()
             assert started["status"] == "in_progress", started
             await claude_world.wait_requests(2)
@@ -371,10 +363,7 @@ async def test_milestone_at_process_start_is_not_lost(claude_world: ClaudeWorld)
     async with claude_world.server() as server:
         project = await claude_world.create_project(server)
         async with server.http() as http:
-            created = await http.post(
-                "/api/milestones", json={"output_project_id": project, "title": "early bird"}
-            )
-            milestone = created.json()["id"]
+            milestone = await create_milestone(http, project, "early bird")
             session, started = await asyncio.gather(
                 http.post(f"/api/output-projects/{project}/session"),
                 http.post(f"/api/milestones/{milestone}/start"),
@@ -412,10 +401,8 @@ async def test_unknown_command_from_cli_leaves_milestone_pending(
         async with server.http() as http:
             if running:
                 await http.post(f"/api/output-projects/{project}/session")
-            created = await http.post(
-                "/api/milestones", json={"output_project_id": project, "title": "refused"}
-            )
-            reply = (await http.post(f"/api/milestones/{created.json()['id']}/start")).json()
+            milestone = await create_milestone(http, project, "refused")
+            reply = (await http.post(f"/api/milestones/{milestone}/start")).json()
         assert reply["status"] == "pending", reply
         assert reply["delivery"]["outcome"] == "rejected", reply
         assert "Unknown" in reply["status_reason"]

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from agentpty.service.container import build_profiles
-from tests.helpers import RunningServer, clean_shell, eventually, make_settings, serve
+from tests.helpers import (
+    RunningServer,
+    clean_shell,
+    create_milestone,
+    eventually,
+    make_settings,
+    serve,
+)
 
 FAKE_AGENT = str(Path(__file__).with_name("fake_agent.py"))
 
@@ -53,14 +60,6 @@ async def fake(tmp_path: Path) -> AsyncIterator[tuple[RunningServer, FakeAgentWo
     profiles["shell"] = clean_shell()
     async with serve(settings, profiles) as server:
         yield server, world
-
-
-async def create_milestone(http: Any, project: str, title: str, context: str = "ctx") -> str:
-    response = await http.post(
-        "/api/milestones", json={"output_project_id": project, "title": title, "context": context}
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def test_two_milestones_share_one_process_and_conversation(
