@@ -1,0 +1,165 @@
+"""What an agent CLI can do, declared by its profile in agentpty's own words.
+
+A profile (``agents/<name>.py``) says which capabilities its agent has; the
+services never guess from an agent's name or probe with ``getattr``:
+
+- ``ScreenMarkers``: text on the emulated screen meaning ready, busy, a
+  refused command, or a conversation that cannot be resumed. The fallback
+  for agents without hooks, and the readiness test before typing.
+- ``ConversationSupport``: the agent keeps conversations agentpty can resume.
+  Either agentpty chooses the id before the first start (Claude Code's
+  ``--session-id``) or the agent chooses it and agentpty learns it
+  (``discover``, a hook report, a headless ``init`` event).
+- ``HookSupport``: the agent reports what it does through hooks; ``parse``
+  turns one hook payload into an ``AgentReport``.
+- ``HeadlessSupport``: the agent runs one prompt without a terminal and
+  prints JSON events; ``parse`` turns one event into a ``RunEvent``.
+
+Nothing here does I/O beyond reading the agent's own files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from agentpty.agents.base import Launch
+
+__all__ = [
+    "AgentReport",
+    "ConversationSupport",
+    "HeadlessSupport",
+    "HookSupport",
+    "ReportKind",
+    "RunEvent",
+    "RunEventKind",
+    "ScreenMarkers",
+]
+
+
+@dataclass(frozen=True)
+class ScreenMarkers:
+    """Text on the emulated screen that tells what the agent is doing."""
+
+    #: Means "waits for input"; None: output quiet for a while counts as ready.
+    ready: str | None = None
+    #: Means "busy" even while ``ready`` shows (Claude Code keeps its prompt on screen).
+    busy: tuple[str, ...] = ()
+    #: After a submitted command: the agent refused it (e.g. an unknown slash command).
+    refusal: tuple[str, ...] = ()
+    #: In the agent's first output: the stored conversation cannot be resumed.
+    expired: tuple[str, ...] = ()
+
+
+class ReportKind(StrEnum):
+    """What an agent reported through a hook, in agentpty's words."""
+
+    #: A conversation began or continued (start-up, resume, or a new one after /clear).
+    CONVERSATION_STARTED = "conversation_started"
+    #: The agent received a prompt (``prompt`` holds its text).
+    PROMPT_SUBMITTED = "prompt_submitted"
+    #: A tool is about to run (``tool`` and ``detail``, e.g. the command).
+    TOOL_STARTED = "tool_started"
+    TOOL_FINISHED = "tool_finished"
+    #: The agent waits for the user: a permission or question prompt (``detail`` says what).
+    NEEDS_INPUT = "needs_input"
+    #: The turn ended; the agent waits at its prompt.
+    TURN_ENDED = "turn_ended"
+    #: The conversation's process is ending.
+    CONVERSATION_ENDED = "conversation_ended"
+
+
+@dataclass(frozen=True)
+class AgentReport:
+    """One hook report, translated from the agent's payload."""
+
+    kind: ReportKind
+    #: The conversation the report belongs to; a new one after /clear.
+    conversation_id: str | None
+    #: Why a conversation started: "startup", "resume", "clear", "compact", ...
+    source: str | None = None
+    prompt: str | None = None
+    tool: str | None = None
+    #: Words for a person: the command a tool runs, the question asked.
+    detail: str | None = None
+
+
+class RunEventKind(StrEnum):
+    """Events of a headless run, in agentpty's words."""
+
+    #: The run's conversation is known (``conversation_id``).
+    INIT = "init"
+    #: Assistant or tool output (``text`` may be empty for tool calls).
+    MESSAGE = "message"
+    #: The run ended (``text``, ``cost_usd``, ``duration_ms``, ``is_error``).
+    RESULT = "result"
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    kind: RunEventKind
+    conversation_id: str | None = None
+    text: str | None = None
+    cost_usd: float | None = None
+    duration_ms: int | None = None
+    is_error: bool = False
+
+
+class ConversationSupport(Protocol):
+    """How an agent keeps conversations that agentpty can resume."""
+
+    #: True: agentpty chooses the id before the first start and passes it to
+    #: the agent. False: the agent chooses it; agentpty learns it after start.
+    chooses_id: bool
+
+    def valid_id(self, value: str) -> bool:
+        """True when ``value`` has the shape of this agent's conversation ids.
+
+        Every id that enters agentpty (hook, headless event, discovery) is
+        checked: ids end up in file patterns and command lines.
+        """
+        ...
+
+    def new_id(self) -> str:
+        """A fresh id for an agent that lets agentpty choose (``chooses_id``)."""
+        ...
+
+    def exists(self, conversation_id: str) -> bool:
+        """True when the conversation holds at least one message (it can be resumed)."""
+        ...
+
+    def discover(self, cwd: str, since: datetime) -> str | None:
+        """The id of the conversation an agent started in ``cwd`` after ``since``, if any.
+
+        For agents that record their own ids (``chooses_id`` False); None otherwise.
+        """
+        ...
+
+
+class HookSupport(Protocol):
+    """An agent that reports its doings by running a command on events."""
+
+    def install(self, data_dir: Path, command: Sequence[str]) -> None:
+        """Write whatever makes the agent run ``command`` on its events (settings files)."""
+        ...
+
+    def parse(self, payload: Mapping[str, Any]) -> AgentReport | None:
+        """Translate one hook payload; None for events agentpty does not use."""
+        ...
+
+
+class HeadlessSupport(Protocol):
+    """An agent that runs one prompt without a terminal and prints JSON events."""
+
+    def launch(self, *, cwd: str, prompt: str, conversation_id: str | None) -> Launch:
+        """argv and env for one headless run (resuming ``conversation_id`` if it exists)."""
+        ...
+
+    def parse(self, event: Mapping[str, Any]) -> RunEvent | None:
+        """Translate one JSON event of the agent's output; None for ones not used."""
+        ...
