@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from agentpty import __version__
-from agentpty.cli import app
+from agentpty.cli.app import app
 from agentpty.cli.serve import flag_name
 from agentpty.config import Settings
 from tests.cli_pty import run_cli

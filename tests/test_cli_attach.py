@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import signal
 import termios
 from pathlib import Path
 
@@ -93,6 +93,20 @@ async def test_agent_exit_ends_attach_with_its_code(server: RunningServer) -> No
         assert term.modes() == before_raw
 
 
+async def test_sigterm_restores_the_terminal(server: RunningServer) -> None:
+    """SIGTERM to attach restores the terminal and exits 128+15; the agent keeps running."""
+    project = await server.create_project("termed")
+    async with PtyCli.run(["attach", "termed"], cli_env(server.base_url)) as term:
+        before = term.modes()
+        await term.read_screen_until("$")
+        assert _is_raw(term.modes())
+        assert term.process is not None
+        term.process.send_signal(signal.SIGTERM)
+        assert await term.wait() == 128 + signal.SIGTERM
+        assert term.modes() == before
+    assert server.services.sessions.info(project)["state"] == "running"
+
+
 async def test_read_only_cannot_type(server: RunningServer) -> None:
     """With --read-only keys never reach the agent; the detach key still works."""
     project = await server.create_project("watch")
@@ -149,4 +163,3 @@ async def test_wrong_token_is_one_line(server: RunningServer) -> None:
         assert term.modes() == before
         screen = await term.read_screen_until("refused the token")
         assert "Traceback" not in screen
-        await asyncio.sleep(0)

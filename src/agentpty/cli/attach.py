@@ -119,7 +119,13 @@ class _Attachment:
 
     def _resume_stdin(self) -> None:
         if not self.reading and not self.done.done():
-            self.loop.add_reader(self.term.stdin, self._on_stdin)
+            try:
+                self.loop.add_reader(self.term.stdin, self._on_stdin)
+            except PermissionError as exc:  # epoll refuses regular files
+                raise CliError(
+                    "attach reads keys from a terminal or a pipe, not a file; "
+                    "use --read-only </dev/null to only watch"
+                ) from exc
             self.reading = True
 
     def _on_winch(self) -> None:
