@@ -91,6 +91,7 @@ async def test_agent_exit_ends_attach_with_its_code(server: RunningServer) -> No
         term.type(b"exit 3\r")
         assert await term.wait() == 3
         assert term.modes() == before_raw
+        await term.read_screen_until("the agent exited with status 3")
 
 
 async def test_sigterm_restores_the_terminal(server: RunningServer) -> None:
@@ -104,6 +105,7 @@ async def test_sigterm_restores_the_terminal(server: RunningServer) -> None:
         term.process.send_signal(signal.SIGTERM)
         assert await term.wait() == 128 + signal.SIGTERM
         assert term.modes() == before
+        await term.read_screen_until("SIGTERM: left termed")
     assert server.services.sessions.info(project)["state"] == "running"
 
 

@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import signal
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -38,7 +39,7 @@ from agentpty.cli.client import CliError, Target
 from agentpty.cli.keys import DetachKeys, KeyFilter
 from agentpty.cli.localterm import LocalTerminal
 
-__all__ = ["attach_session"]
+__all__ = ["Ending", "attach_session"]
 
 #: Stop reading stdin while this many input messages wait to be sent.
 _HIGH_WATER = 64
@@ -53,6 +54,14 @@ _CLOSE_REASONS = {
     4005: "the session could not start",
 }
 _SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How an attachment ended: its exit status, and ``detached``, ``exited`` or a signal name."""
+
+    status: int
+    how: str
 
 
 def _status_line(text: str) -> bytes:
@@ -87,7 +96,7 @@ class _Attachment:
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.reading = False
         self.loop = asyncio.get_running_loop()
-        self.done: asyncio.Future[int] = self.loop.create_future()
+        self.done: asyncio.Future[Ending] = self.loop.create_future()
         self.pending_line: bytes = b""
         self.statuses = 0
 
@@ -98,7 +107,7 @@ class _Attachment:
         if not data:  # end of input: nothing more can be typed
             self._pause_stdin()
             if not self.read_only:
-                self.finish(0)
+                self.finish(0, "detached")
             return
         passed, detach = self.filter.feed(data)
         if passed and not self.read_only:
@@ -110,7 +119,7 @@ class _Attachment:
             if self.queue.qsize() >= _HIGH_WATER:
                 self._pause_stdin()
         if detach:
-            self.finish(0)
+            self.finish(0, "detached")
 
     def _pause_stdin(self) -> None:
         if self.reading:
@@ -134,9 +143,9 @@ class _Attachment:
             rows, cols = (min(max(n, 1), 1000) for n in size)
             self.queue.put_nowait({"type": "resize", "rows": rows, "cols": cols})
 
-    def finish(self, code: int) -> None:
+    def finish(self, status: int, how: str) -> None:
         if not self.done.done():
-            self.done.set_result(code)
+            self.done.set_result(Ending(status, how))
 
     # -- the two pumps
 
@@ -159,7 +168,7 @@ class _Attachment:
             if self.queue.qsize() < _HIGH_WATER // 2:
                 self._resume_stdin()
 
-    async def _pump_out(self) -> int:
+    async def _pump_out(self) -> Ending:
         """Relay frames to the screen; the exit status once the agent exited."""
         async for raw in self.ws:
             if not isinstance(raw, str):
@@ -181,7 +190,7 @@ class _Attachment:
                         _status_line(f"error {frame.get('code')}: {frame.get('message')}")
                     )
             elif kind == "closed":
-                return _exit_status(frame.get("exit_code"))
+                return Ending(_exit_status(frame.get("exit_code")), "exited")
             # Other frame types (newer servers) are not for this client.
         code, reason = self.ws.close_code, self.ws.close_reason
         raise CliError(f"the server closed the connection ({code} {reason})".strip())
@@ -209,12 +218,12 @@ class _Attachment:
 
     # -- the whole attachment
 
-    async def run(self, status: dict[str, Any]) -> int:
+    async def run(self, status: dict[str, Any]) -> Ending:
         self.on_status(status)
         handled: list[signal.Signals] = []
         try:
             for signum in _SIGNALS:
-                self.loop.add_signal_handler(signum, self.finish, 128 + signum)
+                self.loop.add_signal_handler(signum, self.finish, 128 + signum, signum.name)
                 handled.append(signum)
             if not self.read_only:
                 self.loop.add_signal_handler(signal.SIGWINCH, self._on_winch)
@@ -227,7 +236,7 @@ class _Attachment:
             for signum in handled:
                 self.loop.remove_signal_handler(signum)
 
-    async def _relay(self) -> int:
+    async def _relay(self) -> Ending:
         out = asyncio.create_task(self._pump_out(), name="attach: output")
         inp = asyncio.create_task(self._pump_in(), name="attach: input")
         try:
@@ -246,10 +255,11 @@ class _Attachment:
                     await task
 
 
-def _connection_result(task: asyncio.Task[Any]) -> int:
+def _connection_result(task: asyncio.Task[Any]) -> Ending:
     exc = task.exception()
     if exc is None:
-        return int(task.result())
+        result: Ending = task.result()
+        return result
     if isinstance(exc, ConnectionClosedError | OSError):
         raise CliError(f"lost the connection to the server ({exc})") from exc
     if isinstance(exc, ConnectionClosed):
@@ -287,8 +297,8 @@ async def attach_session(
     keys: DetachKeys,
     read_only: bool,
     term: LocalTerminal,
-) -> int:
-    """Attach ``term`` to the project's session; the exit status (table in the module doc)."""
+) -> Ending:
+    """Attach ``term`` to the project's session until it ends (table in the module doc)."""
     size = None if read_only else term.size()
     query = f"?rows={size[0]}&cols={size[1]}" if size else ""
     url = f"{target.ws_url}/api/output-projects/{project_id}/terminal{query}"
@@ -310,5 +320,4 @@ async def attach_session(
         raise CliError(f"{target.url} did not accept a terminal WebSocket: {exc}") from exc
     async with ws:
         status = await _first_status(ws)
-        code = await _Attachment(ws, term, keys, read_only).run(status)
-    return code
+        return await _Attachment(ws, term, keys, read_only).run(status)

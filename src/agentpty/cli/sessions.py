@@ -55,14 +55,16 @@ def attach(
         found = api.project(project)
     label = f"{found['name']} ({short(found['id'])})"
     term = LocalTerminal()
-    code = asyncio.run(
+    ending = asyncio.run(
         attach_session(target, found["id"], keys=keys, read_only=read_only, term=term)
     )
-    if code == 0:
+    if ending.how == "detached":
         typer.echo(f"[detached from {label}; the agent keeps running]", err=True)
-    elif code < 128 or code > 128 + 64:
-        typer.echo(f"[{label}: the agent exited with status {code}]", err=True)
-    raise typer.Exit(code)
+    elif ending.how == "exited":
+        typer.echo(f"[{label}: the agent exited with status {ending.status}]", err=True)
+    else:
+        typer.echo(f"[{ending.how}: left {label}; the agent keeps running]", err=True)
+    raise typer.Exit(ending.status)
 
 
 def start(project: ProjectArg, url: UrlOpt = None, as_json: JsonOpt = False) -> None:
