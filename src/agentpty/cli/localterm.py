@@ -27,11 +27,11 @@ __all__ = ["LocalTerminal"]
 
 #: Undo what a full-screen agent may have left on: SGR, cursor keys and keypad
 #: mode, mouse reporting (all encodings), focus events, bracketed paste,
-#: then show the cursor.
+#: then show the cursor and start a fresh line for what the shell prints next.
 _RESET_MODES = (
     "\x1b[0m\x1b[?1l\x1b>"
     "\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l\x1b[?1004l"
-    "\x1b[?2004l\x1b[?25h"
+    "\x1b[?2004l\x1b[?25h\r\n"
 )
 
 
