@@ -6,8 +6,10 @@ import signal
 import termios
 from pathlib import Path
 
+from agentpty.service.container import build_profiles
 from tests.cli_pty import PtyCli, cli_env
-from tests.helpers import RunningServer, eventually, start_server_process
+from tests.helpers import RunningServer, eventually, make_settings, serve, start_server_process
+from tests.test_milestones import FAKE_AGENT, FakeAgentWorld
 
 DETACH = b"\x1cd"  # Ctrl-\ then d, the default detach key
 
@@ -165,3 +167,35 @@ async def test_wrong_token_is_one_line(server: RunningServer) -> None:
         assert term.modes() == before
         screen = await term.read_screen_until("refused the token")
         assert "Traceback" not in screen
+
+
+async def test_resumed_and_expired_conversations_are_status_lines(tmp_path: Path) -> None:
+    """A resumed and an expired conversation each show as one `[agentpty] …` line, not JSON."""
+    world = FakeAgentWorld(tmp_path)  # the fake agent: a named stand-in for Claude Code
+    settings = make_settings(tmp_path / "data", claude_bin=FAKE_AGENT, default_agent="claude")
+    profiles = build_profiles(settings, environ=world.env)
+    async with serve(settings, profiles) as server:
+        project = await server.create_project("talk", agent="claude")
+        env = cli_env(server.base_url)
+        async with PtyCli.run(["attach", "talk"], env) as term:
+            await term.read_screen_until("❯")
+            term.type(b"hello\r")
+            await term.read_screen_until("turn=1")
+            term.type(b"/exit\r")
+            assert await term.wait() == 0
+        stored = (await server.services.projects.get(project)).agent_session_id
+        assert stored
+        async with PtyCli.run(["attach", "talk"], env) as term:
+            screen = await term.read_screen_until(f"[agentpty] resumed conversation {stored[:8]}")
+            assert '"type"' not in screen
+            await term.read_screen_until("❯")
+            term.type(b"/exit\r")
+            assert await term.wait() == 0
+        for transcript in world.config.glob(f"projects/*/{stored}.jsonl"):
+            transcript.unlink()
+        async with PtyCli.run(["attach", "talk"], env) as term:
+            screen = await term.read_screen_until("could not be resumed")
+            assert f"[agentpty] conversation {stored[:8]} could not be resumed" in screen
+            assert '"type"' not in screen and "SESSION_EXPIRED" not in screen
+            term.type(DETACH)
+            assert await term.wait() == 0
