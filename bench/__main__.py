@@ -20,24 +20,25 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import echo, idle_cpu, idle_rss, throughput
+from bench import attach, echo, idle_cpu, idle_rss, throughput
 from bench.context import Bench, Options
 from bench.report import Row, machine_line, render_table
 from bench.server import ServerProcess, Shutdown
 
 Measure = Callable[[Bench], Awaitable[list[Row]]]
 
-#: In table order: (a) to (d) as DESIGN.md's budgets list them.
+#: In table order: (a) to (d) as DESIGN.md's budgets list them, then (e) the CLI's attach.
 MEASUREMENTS: dict[str, Measure] = {
     "throughput": throughput.measure,
     "echo": echo.measure,
     "idle-cpu": idle_cpu.measure,
     "idle-rss": idle_rss.measure,
+    "attach": attach.measure,
 }
 #: The idle measurements go first: the memory baseline must precede every
 #: session, and no flood may have grown the heap before memory is read.
 #: Echo and throughput then run with the idle fleet still attached.
-RUN_ORDER = ("idle-cpu", "idle-rss", "echo", "throughput")
+RUN_ORDER = ("idle-cpu", "idle-rss", "echo", "attach", "throughput")
 SHUTDOWN_TIMEOUT = 15.0
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -18,33 +18,68 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AGENTPTY_", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(8484, ge=0, le=65535)
-    data_dir: Path = Path("~/.local/share/agentpty")
-    database_url: str = ""
-    workspaces_root: Path | None = None
-    token: SecretStr | None = None
-    idle_timeout: float = Field(1800.0, gt=0, description="seconds with no client and no output")
-    default_agent: str = ""
-    #: Claude Code binary and extra arguments (e.g. --dangerously-skip-permissions).
-    claude_bin: str = "claude"
-    claude_args: str = ""
-    #: Extra variables the agent must not inherit, comma or space separated
-    #: (e.g. ANTHROPIC_API_KEY to force subscription login).
-    agent_env_drop: str = ""
-    new_project_command: str = "/gsd:new-project {context_path}"
-    new_milestone_command: str = "/gsd:new-milestone {context_path}"
-    #: Command delivery: longest wait for the agent to be ready, quiet time
-    #: that counts as ready for agents without a marker, pause before Enter.
-    ready_timeout: float = Field(60.0, gt=0)
-    quiet_time: float = Field(0.5, gt=0)
-    submit_pause: float = Field(0.2, ge=0)
-    stop_grace: float = Field(3.0, gt=0)
-    #: permessage-deflate on WebSockets: saves bandwidth for remote browsers,
-    #: costs server CPU (about a quarter of it under heavy output).
-    ws_compression: bool = True
-    #: Extra allowed WebSocket origins (host[:port]), comma separated.
-    allowed_origins: str = ""
+    host: str = Field("127.0.0.1", description="address to bind; keep loopback unless proxied")
+    port: int = Field(8484, ge=0, le=65535, description="port to listen on; 0 picks a free one")
+    data_dir: Path = Field(
+        Path("~/.local/share/agentpty"),
+        description="where the token, the SQLite database and Claude settings live",
+    )
+    database_url: str = Field(
+        "", description="sqlite:///PATH or mongodb://...; default: agentpty.db in the data dir"
+    )
+    workspaces_root: Path | None = Field(
+        None, description="every project workspace lies under it; default: <data dir>/workspaces"
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="API token (prefer the env var: flags show in ps); default: generated "
+        "once into <data dir>/token",
+    )
+    idle_timeout: float = Field(
+        1800.0, gt=0, description="seconds with no client and no output before a graceful stop"
+    )
+    default_agent: str = Field(
+        "", description="agent of new projects; default: claude if installed, else shell"
+    )
+    claude_bin: str = Field("claude", description="Claude Code binary: a name on PATH or a path")
+    claude_args: str = Field(
+        "",
+        description="extra Claude Code arguments, shell-quoted "
+        "(e.g. --dangerously-skip-permissions)",
+    )
+    agent_env_drop: str = Field(
+        "",
+        description="variables agents must not inherit, comma or space separated "
+        "(e.g. ANTHROPIC_API_KEY to force the subscription login)",
+    )
+    new_project_command: str = Field(
+        "/gsd:new-project {context_path}",
+        description="command of a project's first milestone ({context_path}, {milestone_id}, "
+        "{title})",
+    )
+    new_milestone_command: str = Field(
+        "/gsd:new-milestone {context_path}", description="command of every later milestone"
+    )
+    ready_timeout: float = Field(
+        60.0, gt=0, description="longest wait, in seconds, for the agent to be ready for a command"
+    )
+    quiet_time: float = Field(
+        0.5,
+        gt=0,
+        description="seconds of quiet output that mean ready, for agents without a prompt marker",
+    )
+    submit_pause: float = Field(
+        0.2, ge=0, description="seconds between a pasted command and its Enter"
+    )
+    stop_grace: float = Field(3.0, gt=0, description="seconds between SIGTERM and SIGKILL")
+    ws_compression: bool = Field(
+        True,
+        description="permessage-deflate on WebSockets: less bandwidth for remote clients, "
+        "more server CPU",
+    )
+    allowed_origins: str = Field(
+        "", description="extra browser origins allowed on WebSockets (host[:port], comma separated)"
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

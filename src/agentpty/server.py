@@ -37,6 +37,21 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing its URL once start-up is complete.
+
+    The line comes after uvicorn's own start-up lines, so it is the last thing
+    a terminal shows, and it is only printed when requests will be answered.
+    """
+
+    announcement = ""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit:
+            print(self.announcement, flush=True)
+
+
 async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     """Serve until SIGINT/SIGTERM; return the process exit code."""
     try:
@@ -67,7 +82,7 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     # uvicorn configures its loggers when the config loads; filter after that.
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactSecrets())
@@ -90,6 +105,6 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     base_url = f"http://{shown}:{port}"
     services.sessions.set_server_url(base_url, token)
-    print(f"agentpty serving on {base_url}/?token={token}", flush=True)
+    server.announcement = f"agentpty serving on {base_url}/?token={token}"
     await server.serve(sockets=[sock])
     return 0
