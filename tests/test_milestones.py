@@ -200,7 +200,7 @@ async def test_shell_profile_gets_plain_lines(server: RunningServer) -> None:
 
 
 async def test_transitions_and_bad_input(server: RunningServer) -> None:
-    """Illegal transitions answer 409 naming the status; bad input 404/422."""
+    """Illegal transitions answer 409 naming the status; bad input 404/413/422."""
     project = await server.create_project()
     async with server.http() as http:
         assert (
@@ -213,7 +213,7 @@ async def test_transitions_and_bad_input(server: RunningServer) -> None:
         too_big = await http.post(
             "/api/milestones", json={"output_project_id": project, "title": "t", "context": huge}
         )
-        assert too_big.status_code == 422
+        assert too_big.status_code == 413
         milestone = await create_milestone(http, project, "t")
         complete = await http.post(f"/api/milestones/{milestone}/complete")
         assert complete.status_code == 409 and "pending" in complete.json()["detail"]

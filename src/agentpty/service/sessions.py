@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentpty.agents.base import AgentProfile
-from agentpty.domain.errors import Conflict, SessionStartError
+from agentpty.domain.errors import Conflict, InvalidInput, SessionStartError
 from agentpty.domain.models import EventKind, OutputProject, SessionEvent, SessionState, new_id
 from agentpty.service.tasks import OwnedTasks
 from agentpty.store.base import Store
@@ -422,8 +422,23 @@ class SessionService:
     async def report_agent_session_id(
         self, project_id: str, session_id: str, source: str | None
     ) -> bool:
-        """The agent says its conversation is now ``session_id``; store it if it changed."""
+        """The agent says its conversation is now ``session_id``; store it if it changed.
+
+        Raises ``InvalidInput`` (and logs a warning) if ``session_id`` is not
+        a conversation id of the project's agent.
+        """
         project = await self.store.get_project(project_id)
+        profile = self.profiles.get(project.agent)
+        if profile is None or not profile.valid_conversation_id(session_id):
+            log.warning(
+                "project %s: refused conversation id %r reported for agent %s",
+                project_id,
+                session_id[:80],
+                project.agent,
+            )
+            raise InvalidInput(
+                f"{session_id[:80]!r} is not a conversation id of agent {project.agent!r}"
+            )
         old = project.agent_session_id
         if old == session_id:
             return False
