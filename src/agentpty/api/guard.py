@@ -24,6 +24,7 @@ close codes the terminal client understands.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -117,7 +118,7 @@ class RequestGuard:
             return (
                 429,
                 f"too many failed authentications from {address}; retry in {wait:.1f} s",
-                {"Retry-After": str(max(1, round(wait)))},
+                {"Retry-After": str(math.ceil(wait))},
             )
         if conn.scope["type"] == "websocket" or path == "/":
             return None  # the endpoint checks and reports failures
