@@ -105,10 +105,16 @@ class SessionService:
 
     def hook_key(self, project_id: str) -> str:
         """A per-project key for hook reports: not the server token, useless elsewhere."""
-        return hmac.new(self._hook_secret, project_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._hook_secret, project_id.encode(errors="surrogatepass"), hashlib.sha256
+        ).hexdigest()
 
     def hook_key_valid(self, project_id: str, key: str) -> bool:
-        return bool(self._hook_secret) and hmac.compare_digest(self.hook_key(project_id), key)
+        # Bytes: compare_digest refuses str with non-ASCII characters (any client can send them).
+        given = key.encode(errors="surrogatepass")
+        return bool(self._hook_secret) and hmac.compare_digest(
+            self.hook_key(project_id).encode(errors="surrogatepass"), given
+        )
 
     def hook_env(self, project_id: str) -> dict[str, str]:
         if self._server_url is None:
