@@ -297,8 +297,13 @@ async def test_weak_token_is_refused_at_start(tmp_path: Path, token: str) -> Non
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(timeout(30)):
-        _, err = await process.communicate()
+    try:
+        async with asyncio.timeout(timeout(30)):
+            _, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     lines = err.decode().strip().splitlines()
     assert process.returncode == 2
     assert len(lines) == 1 and "at least 16" in lines[0], lines

@@ -136,7 +136,8 @@ async def test_concurrent_starts_are_delivered_one_at_a_time(
     """Twenty concurrent HTTP starts: each command arrives whole, exactly once, one per turn."""
     server, world = fake
     project = await server.create_project(agent="claude")
-    async with server.http() as http:
+    # The last reply waits for all twenty deliveries (17 s on an idle machine).
+    async with server.http(wait=120) as http:
         ids = [await create_milestone(http, project, f"m{i}") for i in range(20)]
         replies = await asyncio.gather(*(http.post(f"/api/milestones/{i}/start") for i in ids))
     assert all(reply.json()["status"] == "in_progress" for reply in replies)
