@@ -40,8 +40,13 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-#: Descriptors kept free of connections: the database, agents' PTYs, log files.
-_RESERVED_FDS = 256
+#: Connections the kernel queues for accept(). The event loop accepts up to
+#: this many in one go before any is counted against the cap, so it bounds
+#: how far past the cap descriptors can briefly go.
+_BACKLOG = 128
+#: Descriptors kept free of connections: one accept burst, the database,
+#: agents' PTYs, log files.
+_RESERVED_FDS = _BACKLOG + 256
 
 
 def _connection_cap(wanted: int) -> int:
@@ -99,6 +104,7 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         port=settings.port,
         log_level=log_level,
         http=guarded_http_protocol(limits),
+        backlog=_BACKLOG,
         timeout_keep_alive=5,
         ws_max_size=1024 * 1024,
         ws_ping_interval=20,
