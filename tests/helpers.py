@@ -302,8 +302,13 @@ async def serve(
         sock.close()
 
 
-async def start_server_process(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
-    """``agentpty serve`` as its own process; returns it and the base URL it printed."""
+async def start_server_process(
+    env: dict[str, str], **options: Any
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``agentpty serve`` as its own process; returns it and the base URL it printed.
+
+    ``options`` go to ``create_subprocess_exec`` (e.g. ``preexec_fn``).
+    """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -312,6 +317,7 @@ async def start_server_process(env: dict[str, str]) -> tuple[asyncio.subprocess.
         env={"AGENTPTY_PORT": "0", "AGENTPTY_TOKEN": TOKEN, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        **options,
     )
     assert process.stdout is not None
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -49,8 +50,18 @@ class ServerProcess:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, **env: str) -> AsyncIterator[ServerProcess]:
-    """``agentpty serve`` with ``env``; its log is drained (a full pipe would stall it)."""
+async def running(
+    tmp_path: Path, *, open_files: int | None = None, **env: str
+) -> AsyncIterator[ServerProcess]:
+    """``agentpty serve`` with ``env``; its log is drained (a full pipe would stall it).
+
+    ``open_files``: the server's RLIMIT_NOFILE (soft and hard).
+    """
+
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     process, base = await start_server_process(
         {
             **os.environ,
@@ -58,7 +69,8 @@ async def running(tmp_path: Path, **env: str) -> AsyncIterator[ServerProcess]:
             "AGENTPTY_DEFAULT_AGENT": "shell",
             "SHELL": "/bin/sh",
             **env,
-        }
+        },
+        preexec_fn=limit,
     )
     log: list[str] = []
 
@@ -307,3 +319,21 @@ async def test_weak_token_is_refused_at_start(tmp_path: Path, token: str) -> Non
     lines = err.decode().strip().splitlines()
     assert process.returncode == 2
     assert len(lines) == 1 and "at least 16" in lines[0], lines
+
+
+async def test_connection_flood_under_a_low_open_files_limit(tmp_path: Path) -> None:
+    """With 500 descriptors, 400 slow connections never make accept() fail (EMFILE):
+    the cap is fitted to the limit, and an authenticated request is answered."""
+    async with running(tmp_path, open_files=500) as server:
+        slow = []
+        try:
+            for _ in range(4):
+                slow += await open_slow(server.port, 100)
+                async with server.http() as http:
+                    assert (await http.get("/api/output-projects")).status_code == 200
+        finally:
+            for _, writer in slow:
+                writer.close()
+    log = "".join(server.log)
+    assert "holds only" in log  # the cap was lowered to fit the limit
+    assert "Too many open files" not in log and "Traceback" not in log, log[-3000:]
