@@ -262,3 +262,26 @@ def test_accept_errors_are_logged_once_a_second_with_a_count(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2, lines
     assert "999 more like it" in lines[1]
+
+
+async def test_websocket_handshake_with_a_foreign_host_is_refused(server: RunningServer) -> None:
+    """A WebSocket upgrade naming a foreign Host is refused (403) before it is accepted."""
+    project = await server.create_project()
+    port = int(server.base_url.rsplit(":", 1)[1])
+    path = f"/api/output-projects/{project}/terminal?token={server.token}"
+    answers = {}
+    for host in ("evil.example", f"127.0.0.1:{port}"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+            async with asyncio.timeout(timeout(20)):
+                answers[host] = await reader.readline()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    assert answers["evil.example"].startswith(b"HTTP/1.1 403"), answers
+    assert answers[f"127.0.0.1:{port}"].startswith(b"HTTP/1.1 101"), answers
