@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from agentpty.domain.errors import NotFound
+from agentpty.domain.errors import NotFound, StoreUnavailable
 from agentpty.domain.models import (
     EventKind,
     Milestone,
@@ -434,3 +434,12 @@ async def test_datetimes_are_utc_aware_and_kept_to_the_millisecond(store: Store)
     (listed,) = await store.list_events(project.id)
     assert_utc(listed.created_at)
     assert listed.created_at == event.created_at
+
+
+async def test_health_passes_while_open_and_fails_once_closed(store: Store) -> None:
+    """health() returns on an open store and raises StoreUnavailable once it is closed."""
+    await store.create_project(make_project())
+    await store.health()
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.health()

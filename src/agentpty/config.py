@@ -10,7 +10,14 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "load_or_create_token", "mask_url"]
+__all__ = ["MIN_TOKEN_LENGTH", "Settings", "WeakToken", "load_or_create_token", "mask_url"]
+
+#: Shorter tokens are refused at start: a guessable token is a remote shell.
+MIN_TOKEN_LENGTH = 16
+
+
+class WeakToken(ValueError):
+    """The configured or stored token is too short; the message says how to fix it."""
 
 
 class Settings(BaseSettings):
@@ -80,6 +87,36 @@ class Settings(BaseSettings):
     allowed_origins: str = Field(
         "", description="extra browser origins allowed on WebSockets (host[:port], comma separated)"
     )
+    allowed_hosts: str = Field(
+        "",
+        description="extra names clients may reach the server by (Host header), comma "
+        "separated, e.g. 'box.lan,agentpty.example.com'; loopback names and the bound "
+        "address are always allowed (guards against DNS rebinding)",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="largest request body in bytes (milestone context included); larger "
+        "bodies are refused with 413 without being read",
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a client has to send a request's headers before the "
+        "connection is closed with 408 (guards against slowloris)",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=8,
+        description="open HTTP and WebSocket connections at most; at the cap the oldest "
+        "connection still sending its headers is closed to make room, else the new one is",
+    )
+    auth_failure_rate: float = Field(
+        10.0,
+        gt=0,
+        description="failed authentications per second one client address may make "
+        "(after a burst of twice as many); beyond it requests from that address get 429",
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -106,21 +143,34 @@ class Settings(BaseSettings):
 
 
 def load_or_create_token(settings: Settings) -> str:
-    """The configured token, else the one stored in the data dir (created once, mode 0600)."""
+    """The configured token, else the one stored in the data dir (created once, mode 0600).
+
+    Raises ``WeakToken`` for a token under ``MIN_TOKEN_LENGTH`` characters and
+    ``OSError`` if the token file cannot be read or written.
+    """
     if settings.token is not None and settings.token.get_secret_value():
-        return settings.token.get_secret_value()
+        return _strong(settings.token.get_secret_value(), "AGENTPTY_TOKEN")
     path = settings.data_dir / "token"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         token = path.read_text().strip()
         if token:
-            return token
+            return _strong(token, f"the token in {path}")
     except FileNotFoundError:
         pass
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
+    return token
+
+
+def _strong(token: str, source: str) -> str:
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise WeakToken(
+            f"{source} has {len(token)} characters; use at least {MIN_TOKEN_LENGTH} "
+            "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     return token
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
@@ -12,7 +13,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from agentpty.api.app import create_app
-from agentpty.config import Settings, load_or_create_token, mask_url
+from agentpty.api.connections import AcceptErrorLog, ConnectionLimits, guarded_http_protocol
+from agentpty.config import Settings, WeakToken, load_or_create_token, mask_url
+from agentpty.datadir import DataDirError, prepare_data_dir, raise_open_files_limit, secure_files
 from agentpty.domain.errors import AgentptyError
 from agentpty.service.container import Services
 
@@ -37,6 +40,30 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+#: Connections the kernel queues for accept(). The event loop accepts up to
+#: this many in one go before any is counted against the cap, so it bounds
+#: how far past the cap descriptors can briefly go.
+_BACKLOG = 128
+#: Descriptors kept free of connections: one accept burst, the database,
+#: agents' PTYs, log files.
+_RESERVED_FDS = _BACKLOG + 256
+
+
+def _connection_cap(wanted: int) -> int:
+    """``wanted``, lowered if the open files limit cannot hold it (never to EMFILE)."""
+    available = raise_open_files_limit(wanted + _RESERVED_FDS)
+    cap = min(wanted, max(8, available - _RESERVED_FDS))
+    if cap < wanted:
+        log.warning(
+            "open files limit %d holds only %d connections (AGENTPTY_MAX_CONNECTIONS=%d); "
+            "raise 'ulimit -n' for more",
+            available,
+            cap,
+            wanted,
+        )
+    return cap
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, announcing its URL once start-up is complete.
 
@@ -59,9 +86,21 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     except ValidationError as exc:
         print(f"agentpty: invalid settings: {exc}", file=sys.stderr)
         return 2
-    token = load_or_create_token(settings)
+    try:
+        prepare_data_dir(settings.data_dir)
+        token = load_or_create_token(settings)
+    except (DataDirError, WeakToken) as exc:
+        print(f"agentpty: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, WeakToken) else 1
+    except OSError as exc:
+        print(f"agentpty: token file in {settings.data_dir}: {exc.strerror}", file=sys.stderr)
+        return 1
     try:
         services = Services.build(settings)
+    except OSError as exc:
+        print(f"agentpty: cannot write to {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
         await services.open()
     except AgentptyError as exc:
         print(
@@ -69,13 +108,19 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
             file=sys.stderr,
         )
         return 1
+    secure_files(settings.data_dir)
     # The lifespan opens again (idempotent) and closes on shutdown.
     app = create_app(services, token)
+    limits = ConnectionLimits(settings.header_timeout, _connection_cap(settings.max_connections))
+    asyncio.get_running_loop().set_exception_handler(AcceptErrorLog())
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        http=guarded_http_protocol(limits),
+        backlog=_BACKLOG,
+        timeout_keep_alive=5,
         ws_max_size=1024 * 1024,
         ws_ping_interval=20,
         ws_ping_timeout=20,

@@ -14,7 +14,7 @@ from tests.helpers import timeout, wait_foreground
 ENV = {"PATH": os.environ["PATH"], "TERM": "xterm-256color", "PS1": "$ "}
 
 
-async def read_until(subscriber: Subscriber, text: str, wait: float = 10) -> str:
+async def read_until(subscriber: Subscriber, text: str, wait: float = 30) -> str:
     seen = ""
     async with asyncio.timeout(timeout(wait)):
         while text not in seen:

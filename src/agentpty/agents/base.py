@@ -52,6 +52,14 @@ class AgentProfile(Protocol):
         """True when a conversation with this id has at least one message."""
         ...
 
+    def valid_conversation_id(self, value: str) -> bool:
+        """True when ``value`` has the form of this agent's conversation ids.
+
+        Ids reported by the agent (hooks, headless events) are checked with
+        this before they are stored: they end up in file patterns and argv.
+        """
+        ...
+
     def launch(
         self, *, cwd: str, session_id: str | None, initial_prompt: str | None = None
     ) -> Launch:

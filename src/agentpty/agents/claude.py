@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,10 @@ INSTALL_HINT = (
     "install Claude Code with 'npm install -g @anthropic-ai/claude-code' (or set "
     "AGENTPTY_CLAUDE_BIN to its path), then log in once with 'claude' or set ANTHROPIC_API_KEY"
 )
+
+
+#: Claude Code's conversation ids: lower-case canonical UUIDs.
+_CONVERSATION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class ClaudeProfile:
@@ -65,9 +70,14 @@ class ClaudeProfile:
 
     def transcript(self, session_id: str) -> Path | None:
         """The conversation's transcript file, found by glob (the folder name may be shortened)."""
+        if not self.valid_conversation_id(session_id):
+            return None  # never a glob pattern from an id that is not one
         for path in self.config_dir.expanduser().glob(f"projects/*/{session_id}.jsonl"):
             return path
         return None
+
+    def valid_conversation_id(self, value: str) -> bool:
+        return _CONVERSATION_ID.fullmatch(value) is not None
 
     def conversation_exists(self, session_id: str) -> bool:
         path = self.transcript(session_id)

@@ -41,6 +41,9 @@ class ShellProfile:
     def conversation_exists(self, session_id: str) -> bool:
         return False
 
+    def valid_conversation_id(self, value: str) -> bool:
+        return False  # a shell has no conversations
+
     def launch(
         self, *, cwd: str, session_id: str | None, initial_prompt: str | None = None
     ) -> Launch:

@@ -6,8 +6,9 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, Field
 
+from agentpty.api.bodies import RequestBody
 from agentpty.api.deps import services
 from agentpty.service.container import Services
 
@@ -17,11 +18,11 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/hooks", tags=["hooks"])
 
 
-class HookEvent(BaseModel):
+class HookEvent(RequestBody):
     model_config = ConfigDict(extra="allow")
-    session_id: str
-    hook_event_name: str | None = None
-    source: str | None = None
+    session_id: str = Field(max_length=256)
+    hook_event_name: str | None = Field(None, max_length=256)
+    source: str | None = Field(None, max_length=256)
 
 
 @router.post("/claude/{project_id}")

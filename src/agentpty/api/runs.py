@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from agentpty.api.bodies import RequestBody
 from agentpty.api.deps import services
 from agentpty.domain.errors import NotFound
 from agentpty.domain.models import Run
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/api/output-projects/{project_id}/runs", tags=["headl
 Svc = Annotated[Services, Depends(services)]
 
 
-class RunCreate(BaseModel):
+class RunCreate(RequestBody):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
 
 

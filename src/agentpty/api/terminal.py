@@ -8,6 +8,7 @@ cancelled. Closing the socket never stops the process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 
@@ -15,7 +16,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from agentpty.api.auth import origin_allowed, token_valid
+from agentpty.api.bodies import text_problem
 from agentpty.api.deps import services
+from agentpty.api.guard import client_address
 from agentpty.domain.errors import AgentptyError, NotFound
 from agentpty.domain.models import OutputProject
 from agentpty.service.container import Services
@@ -37,12 +40,15 @@ __all__ = ["attach", "open_terminal_socket", "router"]
 log = logging.getLogger(__name__)
 router = APIRouter()
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: RFC 6455 close code: the server hit an unexpected condition.
+INTERNAL_ERROR = 1011
 
 
 async def open_terminal_socket(websocket: WebSocket, entity_id: str) -> Services | None:
     """Accept, then refuse with a close code unless token, origin and id are good."""
     await websocket.accept()
     if not token_valid(websocket):
+        websocket.app.state.throttle.failed(client_address(websocket.scope))
         await websocket.close(CloseCode.UNAUTHORIZED, "missing or wrong token")
         return None
     if not origin_allowed(websocket):
@@ -95,11 +101,29 @@ async def attach(websocket: WebSocket, svc: Services, project: OutputProject) ->
         while current is not None:
             current = await _relay(websocket, current, started, size, announce)
             started = announce = True
-    except (WebSocketDisconnect, OSError, RuntimeError):
-        # The client went away (RuntimeError: sending on a closed socket).
+    except WebSocketDisconnect:
+        return  # the client went away: normal, the session goes on
+    except Exception as exc:
+        if isinstance(exc, OSError | RuntimeError) and _gone(websocket):
+            # Starlette raises these when sending on a socket the client closed.
+            log.debug("project %s: client gone while sending: %s", project.id, exc)
+            return
+        log.error("project %s: terminal relay failed", project.id, exc_info=exc)
+        await _close_quietly(websocket, INTERNAL_ERROR, "internal error; see the server log")
         return
     if websocket.client_state == WebSocketState.CONNECTED:
         await websocket.close(CloseCode.NORMAL, "process exited")
+
+
+def _gone(websocket: WebSocket) -> bool:
+    return WebSocketState.DISCONNECTED in (websocket.client_state, websocket.application_state)
+
+
+async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
+    if not _gone(websocket):
+        # It may go away meanwhile.
+        with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
+            await websocket.close(code, reason)
 
 
 async def _relay(
@@ -145,6 +169,9 @@ async def _relay(
                 try:
                     parsed = parse_client_message(raw)
                     if isinstance(parsed, InputMessage):
+                        problem = text_problem(parsed.data, allow_nul=True)
+                        if problem is not None:
+                            raise ProtocolError("INVALID_MESSAGE", f"field 'data' {problem}")
                         # The PTY follows the most recently active client (that declared a size).
                         if client_size and terminal.size != client_size and terminal.alive:
                             terminal.resize(*client_size)
@@ -159,6 +186,13 @@ async def _relay(
                     await websocket.send_text(error_frame(exc.code, exc.message))
                 except AgentptyError as exc:
                     await websocket.send_text(error_frame(exc.code, exc.message))
+                except (ValueError, OSError) as exc:
+                    # A frame the checks above missed: the client hears of it, the
+                    # log keeps the trace, the session goes on.
+                    log.warning("terminal frame failed: %r", exc, exc_info=exc)
+                    await websocket.send_text(
+                        error_frame("INVALID_MESSAGE", f"frame could not be used: {exc}")
+                    )
 
         try:
             async with asyncio.TaskGroup() as group:

@@ -177,7 +177,18 @@ class RunService:
         kind = event.get("type")
         if kind == "system" and event.get("subtype") == "init":
             reported = event.get("session_id")
-            if isinstance(reported, str):
+            profile = self.sessions.profiles.get(project.agent)
+            if isinstance(reported, str) and (
+                profile is None or not profile.valid_conversation_id(reported)
+            ):
+                log.warning(
+                    "project %s: run %s reports a malformed conversation id %r; ignored",
+                    project.id,
+                    run.id,
+                    reported[:80],
+                )
+                fields["error"] = "the agent reported a malformed conversation id"
+            elif isinstance(reported, str):
                 stored = await self.store.set_agent_session_id_if_unset(project.id, reported)
                 if stored != reported:
                     log.warning(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentpty.agents.base import AgentProfile
-from agentpty.domain.errors import Conflict, SessionStartError
+from agentpty.domain.errors import Conflict, InvalidInput, SessionStartError
 from agentpty.domain.models import EventKind, OutputProject, SessionEvent, SessionState, new_id
 from agentpty.service.tasks import OwnedTasks
 from agentpty.store.base import Store
@@ -105,10 +105,16 @@ class SessionService:
 
     def hook_key(self, project_id: str) -> str:
         """A per-project key for hook reports: not the server token, useless elsewhere."""
-        return hmac.new(self._hook_secret, project_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._hook_secret, project_id.encode(errors="surrogatepass"), hashlib.sha256
+        ).hexdigest()
 
     def hook_key_valid(self, project_id: str, key: str) -> bool:
-        return bool(self._hook_secret) and hmac.compare_digest(self.hook_key(project_id), key)
+        # Bytes: compare_digest refuses str with non-ASCII characters (any client can send them).
+        given = key.encode(errors="surrogatepass")
+        return bool(self._hook_secret) and hmac.compare_digest(
+            self.hook_key(project_id).encode(errors="surrogatepass"), given
+        )
 
     def hook_env(self, project_id: str) -> dict[str, str]:
         if self._server_url is None:
@@ -422,8 +428,23 @@ class SessionService:
     async def report_agent_session_id(
         self, project_id: str, session_id: str, source: str | None
     ) -> bool:
-        """The agent says its conversation is now ``session_id``; store it if it changed."""
+        """The agent says its conversation is now ``session_id``; store it if it changed.
+
+        Raises ``InvalidInput`` (and logs a warning) if ``session_id`` is not
+        a conversation id of the project's agent.
+        """
         project = await self.store.get_project(project_id)
+        profile = self.profiles.get(project.agent)
+        if profile is None or not profile.valid_conversation_id(session_id):
+            log.warning(
+                "project %s: refused conversation id %r reported for agent %s",
+                project_id,
+                session_id[:80],
+                project.agent,
+            )
+            raise InvalidInput(
+                f"{session_id[:80]!r} is not a conversation id of agent {project.agent!r}"
+            )
         old = project.agent_session_id
         if old == session_id:
             return False

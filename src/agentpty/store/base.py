@@ -30,6 +30,12 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections; idempotent."""
 
+    async def health(self) -> None:
+        """Return if the database answers and reads back intact, else raise ``StoreUnavailable``.
+
+        For ``/healthz``: cheap enough to call on every probe of a small database.
+        """
+
     # -- output projects
     async def create_project(self, project: OutputProject) -> OutputProject: ...
 

@@ -166,6 +166,12 @@ class MongoStore:
         if client is not None:
             await client.close()
 
+    async def health(self) -> None:
+        if self._client is None:
+            raise StoreUnavailable("the store is not open")
+        client = self._client
+        await self._call(lambda: client.admin.command("ping"))
+
     def _coll(self, name: str) -> AsyncCollection[Document]:
         if self._db is None:
             raise StoreUnavailable("the store is not open")

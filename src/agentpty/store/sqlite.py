@@ -84,6 +84,20 @@ class SqliteStore:
         self._executor.shutdown(wait=True)
         self._executor = None
 
+    async def health(self) -> None:
+        # quick_check reads every page of every table and index (not the
+        # cross-checks of integrity_check): a corrupt page anywhere shows.
+        problems = await self._run(self._health_sync)
+        if problems:
+            raise StoreUnavailable(
+                f"SQLite database {self.path} is damaged ({'; '.join(problems[:3])}); "
+                "restore it from a backup or move it away to start empty"
+            )
+
+    def _health_sync(self) -> list[str]:
+        rows = self._db.execute("PRAGMA quick_check").fetchall()
+        return [str(row[0]) for row in rows if row[0] != "ok"]
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
             raise StoreUnavailable("the store is not open")
