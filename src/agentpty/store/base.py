@@ -48,7 +48,7 @@ class Store(Protocol):
         ...
 
     async def replace_agent_session_id(
-        self, project_id: str, expected: str | None, new: str
+        self, project_id: str, expected: str | None, new: str | None
     ) -> bool:
         """Compare-and-set: replace the id only if it still equals ``expected``."""
         ...

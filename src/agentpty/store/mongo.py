@@ -318,7 +318,7 @@ class MongoStore:
         return await self._call(cas, retry=True)
 
     async def replace_agent_session_id(
-        self, project_id: str, expected: str | None, new: str
+        self, project_id: str, expected: str | None, new: str | None
     ) -> bool:
         projects = self._coll("projects")
         result = await self._call(

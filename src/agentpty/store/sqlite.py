@@ -189,7 +189,7 @@ class SqliteStore:
         return await self._run(cas)
 
     async def replace_agent_session_id(
-        self, project_id: str, expected: str | None, new: str
+        self, project_id: str, expected: str | None, new: str | None
     ) -> bool:
         def cas() -> bool:
             with self._db:
