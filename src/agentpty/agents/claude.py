@@ -36,6 +36,7 @@ __all__ = [
     "ClaudeHeadless",
     "ClaudeHooks",
     "ClaudeProfile",
+    "parse_stream_json",
 ]
 
 INSTALL_HINT = (
@@ -148,27 +149,7 @@ class ClaudeHeadless:
         return Launch(argv=argv, env=self._profile.env(), resumed=resumed)
 
     def parse(self, event: Mapping[str, Any]) -> RunEvent | None:
-        kind = event.get("type")
-        conversation_id = _text(event.get("session_id"))
-        if kind == "system" and event.get("subtype") == "init":
-            return RunEvent(RunEventKind.INIT, conversation_id)
-        if kind in ("assistant", "user"):
-            return RunEvent(RunEventKind.MESSAGE, conversation_id, text=_message_text(event))
-        if kind == "result":
-            is_error = bool(event.get("is_error"))
-            text = _text(event.get("result"))
-            if is_error and text is None:
-                text = f"the run ended with {event.get('subtype') or 'an error'}"
-            cost, duration = event.get("total_cost_usd"), event.get("duration_ms")
-            return RunEvent(
-                RunEventKind.RESULT,
-                conversation_id,
-                text=text,
-                cost_usd=float(cost) if isinstance(cost, int | float) else None,
-                duration_ms=int(duration) if isinstance(duration, int | float) else None,
-                is_error=is_error,
-            )
-        return None
+        return parse_stream_json(event)
 
 
 class ClaudeProfile:
@@ -234,6 +215,31 @@ class ClaudeProfile:
             # After "--" nothing (a prompt starting with "-") can be read as a flag.
             argv += ["--", initial_prompt]
         return Launch(argv=argv, env=self.env(), resumed=resumed)
+
+
+def parse_stream_json(event: Mapping[str, Any]) -> RunEvent | None:
+    """One stream-json event of ``claude -p`` in agentpty's words; None for others."""
+    kind = event.get("type")
+    conversation_id = _text(event.get("session_id"))
+    if kind == "system" and event.get("subtype") == "init":
+        return RunEvent(RunEventKind.INIT, conversation_id)
+    if kind in ("assistant", "user"):
+        return RunEvent(RunEventKind.MESSAGE, conversation_id, text=_message_text(event))
+    if kind == "result":
+        is_error = bool(event.get("is_error"))
+        text = _text(event.get("result"))
+        if is_error and text is None:
+            text = f"the run ended with {event.get('subtype') or 'an error'}"
+        cost, duration = event.get("total_cost_usd"), event.get("duration_ms")
+        return RunEvent(
+            RunEventKind.RESULT,
+            conversation_id,
+            text=text,
+            cost_usd=float(cost) if isinstance(cost, int | float) else None,
+            duration_ms=int(duration) if isinstance(duration, int | float) else None,
+            is_error=is_error,
+        )
+    return None
 
 
 def _is_message(line: bytes) -> bool:
