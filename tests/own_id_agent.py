@@ -37,7 +37,7 @@ class OwnIdConversations:
         self.folder = config_dir / "own"
 
     def valid_id(self, value: str) -> bool:
-        return bool(UUID.match(value))
+        return bool(UUID.fullmatch(value))
 
     def new_id(self) -> str:
         raise RuntimeError("this agent chooses its own conversation ids")

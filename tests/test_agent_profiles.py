@@ -194,3 +194,25 @@ async def test_vanished_conversation_expires_once(world: AgentWorld) -> None:
     assert len(expired) == 1 and expired[0]["detail"]["previous_agent_session_id"] == old
     last = world.messages()[-1]
     assert (last["text"], last["session_id"], last["turn"]) == ("after", new, 1)
+
+
+async def test_hook_route_checks_key_agent_and_id(world: AgentWorld) -> None:
+    """Hook reports need the project's key and a well-formed id; agents without hooks get 400."""
+    project = await world.server.create_project(agent=world.agent)
+    key = world.server.services.hooks.key(project)
+    payload = {"hook_event_name": "UserPromptSubmit", "session_id": "../x", "prompt": "p"}
+    async with world.server.http(auth=False) as http:
+        wrong = await http.post(f"/api/hooks/{project}?key={'0' * 64}", json=payload)
+        assert wrong.status_code == 401
+        bad = await http.post(f"/api/hooks/{project}?key={key}", json=payload)
+        assert bad.status_code == 400
+        if world.agent == "ownid-files":
+            assert "does not report through hooks" in bad.json()["detail"]
+            return
+        assert "not a conversation id" in bad.json()["detail"]
+        cid = "0b9e4ac5-1d0e-4e4f-9a55-2f0b1b0e6a11"
+        # The path agentpty gave Claude Code before hooks were agent-agnostic still works.
+        for path in (f"/api/hooks/{project}", f"/api/hooks/claude/{project}"):
+            ok = await http.post(f"{path}?key={key}", json={**payload, "session_id": cid})
+            assert ok.status_code == 200 and ok.json()["report"] == "prompt_submitted"
+    assert await world.stored_id(project) == cid

@@ -63,7 +63,7 @@ class ClaudeConversations:
         return Path(configured) if configured else Path(self._env.get("HOME", "~")) / ".claude"
 
     def valid_id(self, value: str) -> bool:
-        return bool(UUID_PATTERN.match(value))
+        return bool(UUID_PATTERN.fullmatch(value))
 
     def new_id(self) -> str:
         return str(uuid.uuid4())
