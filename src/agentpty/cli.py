@@ -48,7 +48,7 @@ def serve(
 
 @app.command()
 def hook() -> None:
-    """Claude Code hook: forward the event on stdin to the agentpty server that started us.
+    """An agent's hook: forward the event on stdin to the agentpty server that started it.
 
     Never fails the agent: problems are reported on stderr and the exit code is 0.
     """
