@@ -204,6 +204,8 @@ async def test_reports_move_the_stored_id_and_confirm(world: World) -> None:
 async def test_hook_payloads_enter_through_the_profile(world: World) -> None:
     """Hook payloads are parsed by the profile; bad ids and hookless agents are refused."""
     world.hooks.set_server_url("http://127.0.0.1:1", "token")
+    heard: list[AgentReport] = []
+    world.hooks.add_listener(lambda _project, report: heard.append(report))
     project = await world.project("ownid")
     cid = str(uuid.uuid4())
     payload = {"hook_event_name": "UserPromptSubmit", "session_id": cid, "prompt": "x"}
@@ -211,6 +213,7 @@ async def test_hook_payloads_enter_through_the_profile(world: World) -> None:
     assert report is not None and report.kind is ReportKind.PROMPT_SUBMITTED and changed
     stored = await world.stored(project)
     assert (stored.agent_session_id, stored.confirmed_session_id) == (cid, cid)
+    assert heard == [report]
     assert await world.hooks.receive(project, {"hook_event_name": "Stop"}) == (None, False)
     with pytest.raises(InvalidInput, match="not a conversation id"):
         await world.hooks.receive(project, {**payload, "session_id": "*"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agentpty.agents.base import AgentProfile
@@ -22,12 +22,15 @@ from agentpty.domain.errors import InvalidInput
 from agentpty.domain.models import OutputProject
 from agentpty.service.conversations import ConversationService
 
-__all__ = ["HOOK_COMMAND", "HookService"]
+__all__ = ["HOOK_COMMAND", "HookService", "ReportListener"]
 
 log = logging.getLogger(__name__)
 
 #: What an agent runs on its events (after the Python interpreter).
 HOOK_COMMAND = ("-m", "agentpty", "hook")
+
+#: Called with every report applied (e.g. by whatever tracks what the agent is doing).
+ReportListener = Callable[[OutputProject, AgentReport], None]
 
 
 class HookService:
@@ -38,6 +41,11 @@ class HookService:
         self.conversations = conversations
         self._server_url: str | None = None
         self._secret = b""
+        self._listeners: list[ReportListener] = []
+
+    def add_listener(self, listener: ReportListener) -> None:
+        """Hear every report after the conversation service applied it."""
+        self._listeners.append(listener)
 
     def set_server_url(self, url: str, token: str) -> None:
         """Where agents' hooks reach this server; hook keys are derived from ``token``."""
@@ -84,4 +92,6 @@ class HookService:
             report.conversation_id,
         )
         changed = await self.conversations.follow(project, report)
+        for listener in self._listeners:
+            listener(project, report)
         return report, changed
