@@ -284,7 +284,7 @@ async def serve(
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
-    services.sessions.set_server_url(base_url, TOKEN)
+    services.set_server_url(base_url, TOKEN)
     config = uvicorn.Config(app, log_level="warning", ws_max_size=1024 * 1024, lifespan="on")
     server = uvicorn.Server(config)
     # uvicorn installs signal handlers only from serve() in the main thread; keep them out.

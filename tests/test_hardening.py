@@ -63,7 +63,7 @@ async def test_bad_text_in_every_body_gets_422_naming_the_field(server: RunningS
             assert response.status_code == 422, (path, body, response.text)
             detail = response.json()["detail"]
             assert [e for e in detail if e["loc"][-1] == field], (path, detail)
-        key = server.services.sessions.hook_key(project)
+        key = server.services.hooks.key(project)
         hook = await http.post(
             f"/api/hooks/claude/{project}?key={key}",
             content=raw_json({"session_id": SURROGATE}),
@@ -117,7 +117,7 @@ async def test_forged_conversation_ids_are_refused(tmp_path: Path) -> None:
                 (claude, "6F9619FF-8B86-D011-B42D-00C04FC964FF"),
                 (shell, "6f9619ff-8b86-d011-b42d-00c04fc964ff"),
             ):
-                key = server.services.sessions.hook_key(project)
+                key = server.services.hooks.key(project)
                 response = await http.post(
                     f"/api/hooks/claude/{project}?key={key}", json={"session_id": forged}
                 )
@@ -126,7 +126,7 @@ async def test_forged_conversation_ids_are_refused(tmp_path: Path) -> None:
                 stored = await server.services.store.get_project(project)
                 assert stored.agent_session_id != forged
             good = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
-            key = server.services.sessions.hook_key(claude)
+            key = server.services.hooks.key(claude)
             response = await http.post(
                 f"/api/hooks/claude/{claude}?key={key}", json={"session_id": good}
             )

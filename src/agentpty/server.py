@@ -149,7 +149,7 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     base_url = f"http://{shown}:{port}"
-    services.sessions.set_server_url(base_url, token)
+    services.set_server_url(base_url, token)
     server.announcement = f"agentpty serving on {base_url}/?token={token}"
     await server.serve(sockets=[sock])
     return 0

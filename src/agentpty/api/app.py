@@ -54,7 +54,7 @@ def create_app(services: Services, token: str) -> FastAPI:
         allowed_hosts=_names(settings.allowed_hosts),
         max_body_bytes=settings.max_body_bytes,
         throttle=throttle,
-        hook_key_valid=services.sessions.hook_key_valid,
+        hook_key_valid=services.hooks.key_valid,
     )
     install_error_handlers(app)
     guarded = [Depends(require_token)]

@@ -123,7 +123,8 @@ class RequestGuard:
         if conn.scope["type"] == "websocket" or path == "/":
             return None  # the endpoint checks and reports failures
         if path.startswith(_HOOKS):
-            project_id = path.removeprefix(_HOOKS).partition("/")[2]
+            # /api/hooks/{project_id}, or the deprecated /api/hooks/claude/{project_id}
+            project_id = path.removeprefix(_HOOKS).removeprefix("claude/").partition("/")[0]
             if not self.hook_key_valid(project_id, conn.query_params.get("key", "")):
                 self.throttle.failed(address)
                 return 401, "wrong hook key for this project", {}

@@ -1,14 +1,17 @@
-"""Reports from agents' hooks (Claude Code's SessionStart): the conversation id changed."""
+"""Reports from agents' hooks, posted by ``agentpty hook`` for the agent's project.
+
+The body is the agent's own hook payload; its profile translates it
+(``HookSupport.parse``). Authenticated by the per-project key in the URL
+agentpty gave the agent, not by the API token.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import ConfigDict, Field
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
 
-from agentpty.api.bodies import RequestBody
 from agentpty.api.deps import services
 from agentpty.service.container import Services
 
@@ -18,31 +21,20 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/hooks", tags=["hooks"])
 
 
-class HookEvent(RequestBody):
-    model_config = ConfigDict(extra="allow")
-    session_id: str = Field(max_length=256)
-    hook_event_name: str | None = Field(None, max_length=256)
-    source: str | None = Field(None, max_length=256)
-
-
-@router.post("/claude/{project_id}")
-async def claude_hook(
+@router.post("/{project_id}")
+async def agent_hook(
     project_id: str,
-    event: HookEvent,
+    payload: Annotated[dict[str, Any], Body()],
     key: Annotated[str, Query(max_length=128)],
     svc: Annotated[Services, Depends(services)],
 ) -> dict[str, Any]:
-    """Authenticated by the per-project key in the URL agentpty gave the agent."""
-    if not svc.sessions.hook_key_valid(project_id, key):
+    """Apply one hook report: the stored conversation id follows the agent's."""
+    if not svc.hooks.key_valid(project_id, key):
         raise HTTPException(status_code=401, detail="wrong hook key for this project")
-    log.info(
-        "project %s: hook %s (source %s) session %s",
-        project_id,
-        event.hook_event_name,
-        event.source,
-        event.session_id,
-    )
-    changed = await svc.sessions.report_hook(
-        project_id, event.hook_event_name, event.session_id, event.source
-    )
-    return {"changed": changed}
+    project = await svc.projects.get(project_id)
+    report, changed = await svc.hooks.receive(project, payload)
+    return {"changed": changed, "report": None if report is None else str(report.kind)}
+
+
+# Deprecated: the URL agentpty gave Claude Code before hooks became agent-agnostic.
+router.add_api_route("/claude/{project_id}", agent_hook, methods=["POST"], include_in_schema=False)

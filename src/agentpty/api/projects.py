@@ -100,7 +100,7 @@ async def session_input(project_id: str, body: SessionInput, svc: Svc) -> dict[s
     if not body.text and not body.submit:
         raise InvalidInput("nothing to send: give text, or submit=true for Enter")
     project = await svc.projects.get(project_id)
-    result = await svc.sessions.send(project, body.text, body.submit)
+    result = await svc.commands.send(project, body.text, submit=body.submit)
     return {"outcome": str(result.outcome), "reason": result.reason, "delivered": result.ok}
 
 

@@ -36,7 +36,7 @@ async def _run_of(svc: Services, project_id: str, run_id: str) -> Run:
 
 @router.post("", status_code=202)
 async def start_run(project_id: str, body: RunCreate, svc: Svc) -> Run:
-    """Start ``claude -p`` in the project's conversation (409 while a session is live)."""
+    """Run the agent's headless mode in the project's conversation (409 while a session is live)."""
     project = await svc.projects.get(project_id)
     return await svc.runs.start(project, body.prompt)
 

@@ -1,4 +1,4 @@
-"""WebSocket terminal: attach a client to a project's session.
+"""WebSocket terminal: attach a client to a project's terminal session.
 
 Protocol in ``terminal/protocol.py``. The two pumps (session → client and
 client → session) run in one task group; when either ends the other is
@@ -22,7 +22,7 @@ from agentpty.api.guard import client_address
 from agentpty.domain.errors import AgentptyError, NotFound
 from agentpty.domain.models import OutputProject
 from agentpty.service.container import Services
-from agentpty.service.sessions import LiveSession
+from agentpty.service.sessions import LiveTerminal
 from agentpty.terminal.protocol import (
     CloseCode,
     InputMessage,
@@ -94,7 +94,7 @@ async def attach(websocket: WebSocket, svc: Services, project: OutputProject) ->
         await websocket.send_text(error_frame(exc.code, exc.message))
         await websocket.close(CloseCode.START_FAILED, "session could not start")
         return
-    current: LiveSession | None = live
+    current: LiveTerminal | None = live
     # The client that started a replacement of an expired conversation is told.
     announce = started and live.replaced is not None
     try:
@@ -128,11 +128,11 @@ async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
 
 async def _relay(
     websocket: WebSocket,
-    live: LiveSession,
+    live: LiveTerminal,
     started: bool,
     size: tuple[int, int] | None,
     announce_expiry: bool,
-) -> LiveSession | None:
+) -> LiveTerminal | None:
     """Relay one session; return the session that replaced it, if its conversation expired.
 
     Sends ``status``, the screen snapshot, then (``announce_expiry``) the
@@ -214,9 +214,9 @@ async def _relay(
     return successor
 
 
-def _expired_message(fresh: LiveSession) -> str:
+def _expired_message(fresh: LiveTerminal) -> str:
     old = (fresh.replaced or "")[:8]
     return (
         f"conversation {old} could not be resumed (the agent no longer has it); "
-        f"started a fresh conversation {(fresh.agent_session_id or '')[:8]}"
+        f"started a fresh conversation {(fresh.conversation_id or '')[:8]}"
     )

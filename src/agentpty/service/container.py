@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 import sys
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from agentpty.agents.base import AgentProfile, agent_env
 from agentpty.agents.claude import ClaudeProfile
 from agentpty.agents.shell import ShellProfile
 from agentpty.config import Settings
+from agentpty.service.conversations import ConversationService
+from agentpty.service.delivery import CommandDelivery
+from agentpty.service.history import History
+from agentpty.service.hooks import HOOK_COMMAND, HookService
 from agentpty.service.milestones import MilestoneService
 from agentpty.service.projects import ProjectService
 from agentpty.service.runs import RunService
-from agentpty.service.sessions import SessionService
+from agentpty.service.sessions import TerminalSessions
 from agentpty.service.tasks import OwnedTasks
 from agentpty.store import open_store
 from agentpty.store.base import Store
@@ -26,37 +27,28 @@ from agentpty.terminal.delivery import ReadyPolicy
 from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.session import SessionLimits
 
-__all__ = ["Services", "build_profiles", "write_hook_settings"]
-
-
-def write_hook_settings(path: Path) -> Path:
-    """Claude Code settings whose hooks report the conversation id to this server.
-
-    SessionStart fires at start-up, on resume and after ``/clear`` (with the new
-    id); UserPromptSubmit tells us the conversation now holds a message.
-    """
-    command = f"{shlex.quote(sys.executable)} -m agentpty hook"
-    hook = [{"matcher": "", "hooks": [{"type": "command", "command": command, "timeout": 10}]}]
-    settings = {"hooks": {"SessionStart": hook, "UserPromptSubmit": hook}}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
-    return path
+__all__ = ["Services", "build_profiles"]
 
 
 def build_profiles(
     settings: Settings, environ: Mapping[str, str] | None = None
 ) -> dict[str, AgentProfile]:
-    """The agent profiles, inheriting ``environ`` (default: the server's) minus secrets."""
+    """The agent profiles, inheriting ``environ`` (default: the server's) minus secrets.
+
+    Agents with hooks get them installed under the data dir, reporting
+    through ``agentpty hook``.
+    """
     env = agent_env(os.environ if environ is None else environ, settings.env_drop)
-    return {
+    profiles: dict[str, AgentProfile] = {
         "shell": ShellProfile(env),
         "claude": ClaudeProfile(
-            env,
-            binary=settings.claude_bin,
-            extra_args=settings.claude_extra_args,
-            settings_path=write_hook_settings(settings.data_dir / "claude-settings.json"),
+            env, binary=settings.claude_bin, extra_args=settings.claude_extra_args
         ),
     }
+    for profile in profiles.values():
+        if profile.hooks is not None:
+            profile.hooks.install(settings.data_dir, [sys.executable, *HOOK_COMMAND])
+    return profiles
 
 
 @dataclass
@@ -65,7 +57,11 @@ class Services:
     store: Store
     manager: SessionManager
     projects: ProjectService
-    sessions: SessionService
+    history: History
+    conversations: ConversationService
+    hooks: HookService
+    sessions: TerminalSessions
+    commands: CommandDelivery
     milestones: MilestoneService
     runs: RunService
     tasks: OwnedTasks = field(default_factory=OwnedTasks)
@@ -78,10 +74,16 @@ class Services:
         )
         store = open_store(settings.database_url)
         manager = SessionManager()
-        sessions = SessionService(
+        history = History(store)
+        conversations = ConversationService(store, profiles, history)
+        hooks = HookService(profiles, conversations)
+        sessions = TerminalSessions(
             store,
             profiles,
             manager,
+            conversations,
+            hooks,
+            history,
             idle_timeout=settings.idle_timeout,
             limits=SessionLimits(stop_grace=settings.stop_grace),
             ready=ReadyPolicy(
@@ -90,15 +92,33 @@ class Services:
                 submit_pause=settings.submit_pause,
             ),
         )
+        commands = CommandDelivery(sessions, conversations)
         projects = ProjectService(store, profiles, settings.workspaces, default_agent)
         milestones = MilestoneService(
             store,
-            sessions,
+            commands,
+            conversations,
             new_project_command=settings.new_project_command,
             new_milestone_command=settings.new_milestone_command,
         )
-        runs = RunService(store, sessions)
-        return cls(settings, store, manager, projects, sessions, milestones, runs)
+        runs = RunService(store, sessions, conversations, hooks, history)
+        return cls(
+            settings,
+            store,
+            manager,
+            projects,
+            history,
+            conversations,
+            hooks,
+            sessions,
+            commands,
+            milestones,
+            runs,
+        )
+
+    def set_server_url(self, url: str, token: str) -> None:
+        """Where agents' hooks reach this server (known once it listens)."""
+        self.hooks.set_server_url(url, token)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in a task owned by the services (cancelled on close, errors logged)."""

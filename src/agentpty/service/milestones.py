@@ -18,9 +18,10 @@ from typing import Any
 
 from agentpty.domain.errors import Conflict, InvalidInput, InvalidTransition
 from agentpty.domain.models import Milestone, MilestoneStatus, OutputProject, new_id, utcnow
-from agentpty.service.sessions import LiveSession, SessionService
+from agentpty.service.conversations import ConversationService
+from agentpty.service.delivery import CommandDelivery
 from agentpty.store.base import Store
-from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult, watch_outcome
+from agentpty.terminal.delivery import DeliveryResult
 
 __all__ = ["MAX_CONTEXT", "MilestoneService"]
 
@@ -46,13 +47,15 @@ class MilestoneService:
     def __init__(
         self,
         store: Store,
-        sessions: SessionService,
+        commands: CommandDelivery,
+        conversations: ConversationService,
         *,
         new_project_command: str,
         new_milestone_command: str,
     ) -> None:
         self.store = store
-        self.sessions = sessions
+        self.commands = commands
+        self.conversations = conversations
         self.new_project_command = new_project_command
         self.new_milestone_command = new_milestone_command
         self._project_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -123,7 +126,7 @@ class MilestoneService:
                 context_path=relpath, milestone_id=milestone.id, title=milestone.title
             )
             log.info("project %s: milestone %s → %r", project.id, milestone.id, command)
-            result = await self._deliver(project, command, initial=first)
+            result = await self.commands.send(project, command, as_initial_prompt=first)
             if not result.ok:
                 updated = await self.store.update_milestone(
                     milestone.id,
@@ -165,15 +168,15 @@ class MilestoneService:
 
     async def _conversation_is_new(self, project: OutputProject) -> bool:
         """True when the project's conversation has never had a message."""
-        profile = self.sessions.profiles[project.agent]
-        if profile.has_conversations:
+        support = self.conversations.support(project.agent)
+        if support is not None:
             fresh = await self.store.get_project(project.id)
             current = fresh.agent_session_id
             if current is None:
                 return True
             # The agent's prompt hook may have told us before its transcript is on disk.
-            return current != fresh.confirmed_session_id and not profile.conversation_exists(
-                current
+            return current != fresh.confirmed_session_id and not await asyncio.to_thread(
+                support.exists, current
             )
         # No conversation to inspect (shell): new until a milestone has been started.
         started = [
@@ -182,34 +185,3 @@ class MilestoneService:
             for m in (await self.store.list_milestones(project.id, status, 0, 1))[0]
         ]
         return not started
-
-    async def _deliver(
-        self, project: OutputProject, command: str, *, initial: bool
-    ) -> DeliveryResult:
-        profile = self.sessions.profiles[project.agent]
-        if initial and profile.has_conversations:
-            live, started = await self.sessions.ensure(project, initial_prompt=command)
-            if not started:
-                return await self.sessions.deliver(live, command)
-            result = await self._watch_initial_prompt(live)
-            # A replacement for an expired conversation starts without the prompt.
-            return await self.sessions.redeliver_after_expiry(live, result, command)
-        return await self.sessions.send(project, command, submit=True)
-
-    @staticmethod
-    async def _watch_initial_prompt(live: LiveSession) -> DeliveryResult:
-        """The agent submits its initial prompt itself: watch for a refusal or an exit."""
-        policy = live.commands.policy
-        rejected = await watch_outcome(
-            live.terminal,
-            policy.rejection_markers,
-            policy.busy_markers,
-            policy.rejection_window,
-            after=policy.marker,
-            timeout=policy.timeout,
-        )
-        if rejected is not None:
-            return DeliveryResult(DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}")
-        if not live.terminal.alive:
-            return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
-        return DeliveryResult(DeliveryOutcome.DELIVERED)

@@ -186,7 +186,7 @@ class SqliteStore:
         fields.setdefault("updated_at", utcnow())
         return await self._run(self._update, "projects", OutputProject, project_id, fields)
 
-    async def set_agent_session_id_if_unset(self, project_id: str, session_id: str) -> str:
+    async def set_agent_session_id_if_unset(self, project_id: str, conversation_id: str) -> str:
         def cas() -> str:
             with self._db:
                 project = self._load("projects", OutputProject, project_id)
@@ -195,15 +195,15 @@ class SqliteStore:
                 self._save(
                     "projects",
                     project.model_copy(
-                        update={"agent_session_id": session_id, "updated_at": utcnow()}
+                        update={"agent_session_id": conversation_id, "updated_at": utcnow()}
                     ),
                 )
-                return session_id
+                return conversation_id
 
         return await self._run(cas)
 
     async def replace_agent_session_id(
-        self, project_id: str, expected: str | None, new: str
+        self, project_id: str, expected: str | None, new: str | None
     ) -> bool:
         def cas() -> bool:
             with self._db:

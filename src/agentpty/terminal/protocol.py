@@ -2,6 +2,11 @@
 
 I/O free. client → server: ``input``, ``resize``, ``signal``.
 server → client: ``status``, ``output``, ``error``, ``closed``.
+
+``status`` names the project as ``project_id``. Its ``session_id`` key
+repeats the project id for clients of the previous release: deprecated,
+to be removed in the next release. (A "session" in agentpty is the terminal
+session; the project id never was one.)
 """
 
 from __future__ import annotations
