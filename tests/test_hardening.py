@@ -119,18 +119,23 @@ async def test_forged_conversation_ids_are_refused(tmp_path: Path) -> None:
             ):
                 key = server.services.hooks.key(project)
                 response = await http.post(
-                    f"/api/hooks/claude/{project}?key={key}", json={"session_id": forged}
+                    f"/api/hooks/{project}?key={key}",
+                    json={"session_id": forged, "hook_event_name": "SessionStart"},
                 )
                 assert response.status_code == 400, (forged, response.text)
-                assert "not a conversation id" in response.json()["detail"]
+                detail = response.json()["detail"]
+                # The shell reports through no hook at all; Claude's ids are UUIDs.
+                assert "not a conversation id" in detail or "does not report" in detail
                 stored = await server.services.store.get_project(project)
                 assert stored.agent_session_id != forged
             good = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
             key = server.services.hooks.key(claude)
             response = await http.post(
-                f"/api/hooks/claude/{claude}?key={key}", json={"session_id": good}
+                f"/api/hooks/claude/{claude}?key={key}",
+                json={"session_id": good, "hook_event_name": "SessionStart"},
             )
-            assert response.status_code == 200 and response.json() == {"changed": True}
+            assert response.status_code == 200, response.text
+            assert response.json() == {"changed": True, "report": "conversation_started"}
 
 
 async def test_healthz_reports_a_corrupt_database(tmp_path: Path) -> None:

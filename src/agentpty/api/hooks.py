@@ -11,7 +11,9 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 
+from agentpty.api.bodies import text_problem
 from agentpty.api.deps import services
 from agentpty.service.container import Services
 
@@ -31,9 +33,25 @@ async def agent_hook(
     """Apply one hook report: the stored conversation id follows the agent's."""
     if not svc.hooks.key_valid(project_id, key):
         raise HTTPException(status_code=401, detail="wrong hook key for this project")
+    _check_text(payload, ("body",))
     project = await svc.projects.get(project_id)
     report, changed = await svc.hooks.receive(project, payload)
     return {"changed": changed, "report": None if report is None else str(report.kind)}
+
+
+def _check_text(value: Any, loc: tuple[str | int, ...]) -> None:
+    """422 naming the field if any text in the payload cannot be stored (surrogates, NUL)."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise RequestValidationError([{"loc": loc, "msg": problem, "type": "value_error"}])
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_text(name, loc)
+            _check_text(item, (*loc, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, (*loc, index))
 
 
 # Deprecated: the URL agentpty gave Claude Code before hooks became agent-agnostic.

@@ -62,6 +62,9 @@ class ConversationService:
         """``InvalidInput`` unless ``conversation_id`` has the shape of the agent's ids."""
         support = self.support(agent)
         if support is None or not support.valid_id(conversation_id):
+            log.warning(
+                "refused conversation id %r reported for agent %s", conversation_id[:80], agent
+            )
             raise InvalidInput(
                 f"{conversation_id[:80]!r} is not a conversation id of agent {agent!r}"
             )
