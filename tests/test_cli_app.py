@@ -84,7 +84,10 @@ async def test_serve_flags_override_and_the_serving_line_comes_last(tmp_path: Pa
     finally:
         process.terminate()
         await process.wait()
-    assert lines[-1].strip() == f"agentpty serving on http://127.0.0.1:{port}/?token=flag-token-1234567"
+    assert (
+        lines[-1].strip()
+        == f"agentpty serving on http://127.0.0.1:{port}/?token=flag-token-1234567"
+    )
     assert any("Application startup complete" in line for line in lines[:-1])
     assert (tmp_path / "flagged" / "agentpty.db").exists()
 
