@@ -20,7 +20,7 @@ async def read_until(subscriber: Subscriber, text: str, wait: float = 10) -> str
         while text not in seen:
             frame = await subscriber.get()
             assert frame.kind == "output", f"process ended before {text!r}: {seen!r}"
-            seen += frame.data
+            seen += frame.text
     return seen
 
 
@@ -86,7 +86,7 @@ async def test_stalled_subscriber_is_resynced_without_slowing_others() -> None:
     assert "\n399999\r\n" in seen
     assert stalled.resyncs >= 1
     frame = await stalled.get()
-    assert frame.kind == "output" and "END-OF-SEQ" in frame.data  # a fresh snapshot
+    assert frame.kind == "output" and "END-OF-SEQ" in frame.text  # a fresh snapshot
 
 
 async def test_idle_session_without_clients_is_stopped() -> None:

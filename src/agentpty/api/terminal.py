@@ -3,6 +3,12 @@
 Protocol in ``terminal/protocol.py``. The two pumps (session → client and
 client → session) run in one task group; when either ends the other is
 cancelled. Closing the socket never stops the process.
+
+The output pump sends one frame at a time and each send waits until the
+connection's transport is below its high-water mark (uvicorn's sans-I/O
+websockets protocol does that), so a client that stops reading holds at most
+one frame here; the rest waits in its ``Subscriber``, which is bounded and
+resynchronises the client from a snapshot when it overflows.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ from agentpty.domain.models import OutputProject
 from agentpty.service.container import Services
 from agentpty.service.sessions import LiveSession
 from agentpty.terminal.protocol import (
+    BINARY,
     CloseCode,
     InputMessage,
     ProtocolError,
     ResizeMessage,
+    choose_subprotocol,
     closed_frame,
     error_frame,
     output_frame,
@@ -40,8 +48,12 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 async def open_terminal_socket(websocket: WebSocket, entity_id: str) -> Services | None:
-    """Accept, then refuse with a close code unless token, origin and id are good."""
-    await websocket.accept()
+    """Accept, then refuse with a close code unless token, origin and id are good.
+
+    The dialect is agreed here (``Sec-WebSocket-Protocol``); JSON unless the
+    client offers the binary one.
+    """
+    await websocket.accept(subprotocol=choose_subprotocol(websocket.scope.get("subprotocols", ())))
     if not token_valid(websocket):
         await websocket.close(CloseCode.UNAUTHORIZED, "missing or wrong token")
         return None
@@ -52,6 +64,11 @@ async def open_terminal_socket(websocket: WebSocket, entity_id: str) -> Services
         await websocket.close(CloseCode.BAD_ID, "malformed id")
         return None
     return services(websocket)
+
+
+def _binary(websocket: WebSocket) -> bool:
+    """Whether this connection agreed on binary output frames."""
+    return choose_subprotocol(websocket.scope.get("subprotocols", ())) == BINARY
 
 
 def _size(websocket: WebSocket) -> tuple[int, int] | None:
@@ -117,9 +134,13 @@ async def _relay(
     terminal = live.terminal
     subscriber, snapshot = terminal.subscribe()
     client_size = size
+    binary = _binary(websocket)
     try:
         await websocket.send_text(status_frame(**live.status()))
-        await websocket.send_text(output_frame(snapshot))
+        if binary:
+            await websocket.send_bytes(snapshot.encode())
+        else:
+            await websocket.send_text(output_frame(snapshot))
         if announce_expiry:
             await websocket.send_text(error_frame("SESSION_EXPIRED", _expired_message(live)))
         if terminal.alive and (not started or (client_size and terminal.size != client_size)):
@@ -127,11 +148,16 @@ async def _relay(
             terminal.resize(*(client_size or terminal.size))
 
         async def pump_out() -> None:
+            # Hot path. Binary clients get the PTY's bytes as they are; JSON
+            # clients get them decoded once per frame.
             while True:
                 frame = await subscriber.get()
                 if frame.kind == "closed":
                     return
-                await websocket.send_text(output_frame(frame.data))
+                if binary:
+                    await websocket.send_bytes(frame.data)
+                else:
+                    await websocket.send_text(output_frame(frame.text))
 
         async def pump_in() -> None:
             nonlocal client_size

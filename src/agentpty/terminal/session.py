@@ -1,17 +1,19 @@
 """A terminal session: one PTY process, its screen, and the clients attached.
 
-One reader (the PTY's ``add_reader`` callback) decodes output once, coalesces
-it into frames (a few ms or tens of KiB, whichever comes first) and hands each
-frame to every subscriber's bounded queue. A subscriber whose queue
-overflows is not waited for: its backlog is dropped and its next frame is a
-fresh snapshot of the screen (a resync). The process is never paused for a
-client, and a stalled client never delays another.
+One reader (the PTY's ``add_reader`` callback) coalesces output into frames
+(a few ms or tens of KiB, whichever comes first) and hands each frame to
+every subscriber's bounded queue. Output stays bytes on this path: a read is
+only cut so that no frame ends inside a UTF-8 character, and text is decoded
+where it is needed (the screen model when it catches up, JSON clients, output
+listeners), not per read. A subscriber whose queue overflows is not waited
+for: its backlog is dropped and its next frame is a fresh snapshot of the
+screen (a resync). The process is never paused for a client, and a stalled
+client never delays another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
 import signal
 from collections import deque
@@ -33,6 +35,24 @@ SIGNALS: dict[str, int | None] = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIG
 RESET = "\x1bc"
 
 
+def complete_utf8(data: bytes) -> int:
+    """Length of the longest prefix of ``data`` that does not end inside a UTF-8 character.
+
+    Only an incomplete multi-byte sequence at the very end is held back (at
+    most 3 bytes); invalid bytes elsewhere pass through and are replaced by
+    whoever decodes them.
+    """
+    size = len(data)
+    for back in range(1, min(4, size) + 1):
+        byte = data[size - back]
+        if byte < 0x80:
+            return size
+        if byte >= 0xC0:  # a lead byte: how long its sequence is
+            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return size - back if length > back else size
+    return size
+
+
 @dataclass(frozen=True)
 class SessionLimits:
     """Tunables of a session; the defaults suit interactive agents."""
@@ -41,7 +61,10 @@ class SessionLimits:
     coalesce_size: int = 128 * 1024
     #: Output this small after a quiet spell is sent without waiting.
     immediate_size: int = 512
-    subscriber_backlog: int = 2 * 1024 * 1024
+    #: Bytes a client may fall behind before it is resynchronised from a snapshot.
+    subscriber_backlog: int = 512 * 1024
+    #: Most bytes a client takes in one frame: bounds what one send holds in memory.
+    subscriber_frame: int = 128 * 1024
     screen_sync_delay: float = 0.05
     screen_sync_slice: int = 16 * 1024
     scrollback: int = 1000
@@ -50,54 +73,83 @@ class SessionLimits:
 
 @dataclass(frozen=True)
 class Frame:
-    """What a subscriber receives: output text, or the end of the process."""
+    """What a subscriber receives: output (UTF-8 bytes, whole characters), or the end."""
 
     kind: Literal["output", "closed"]
-    data: str = ""
+    data: bytes = b""
     exit_code: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The output decoded (invalid bytes replaced)."""
+        return self.data.decode("utf-8", "replace")
 
 
 class Subscriber:
-    """One attached client's bounded view of a session's output."""
+    """One attached client's bounded view of a session's output.
 
-    def __init__(self, session: TerminalSession, backlog: int) -> None:
+    It holds at most ``backlog`` bytes and hands out at most ``frame`` bytes
+    at a time (``get``), so a client whose socket has stopped draining costs
+    at most about ``backlog + frame`` bytes before it is resynchronised.
+    """
+
+    def __init__(self, session: TerminalSession, backlog: int, frame: int) -> None:
         self._session = session
         self._limit = backlog
-        self._chunks: deque[str] = deque()
+        self._frame = frame
+        self._chunks: deque[bytes] = deque()
         self._size = 0
         self._wakeup = asyncio.Event()
         self._resync = False
         self._closed = False
         self.resyncs = 0
 
-    def _feed(self, text: str) -> None:
+    @property
+    def backlog(self) -> int:
+        """Bytes waiting for this client."""
+        return self._size
+
+    def _feed(self, data: bytes) -> None:
         if self._resync:
             return
-        if self._size + len(text) > self._limit:
+        if self._size + len(data) > self._limit:
             self._chunks.clear()
             self._size = 0
             self._resync = True
             self.resyncs += 1
         else:
-            self._chunks.append(text)
-            self._size += len(text)
+            self._chunks.append(data)
+            self._size += len(data)
         self._wakeup.set()
 
     def _close(self) -> None:
         self._closed = True
         self._wakeup.set()
 
+    def _take(self) -> bytes:
+        """Up to ``frame`` bytes of whole chunks (always at least one chunk)."""
+        chunks = self._chunks
+        if len(chunks) == 1 or self._size <= self._frame:
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            self._size = 0
+            return data
+        taken = [chunks.popleft()]
+        size = len(taken[0])
+        while chunks and size + len(chunks[0]) <= self._frame:
+            size += len(chunks[0])
+            taken.append(chunks.popleft())
+        self._size -= size
+        return b"".join(taken)
+
     async def get(self) -> Frame:
         """Wait for the next frame; after ``closed`` every call returns ``closed`` again."""
         while True:
             if self._resync:
                 self._resync = False
-                return Frame("output", RESET + self._session.snapshot())
+                return Frame("output", (RESET + self._session.snapshot()).encode())
             if self._chunks:
-                data = "".join(self._chunks)
-                self._chunks.clear()
-                self._size = 0
-                return Frame("output", data)
+                return Frame("output", self._take())
             if self._closed:
                 return Frame("closed", exit_code=self._session.exit_code)
             self._wakeup.clear()
@@ -137,10 +189,10 @@ class TerminalSession:
             on_output=self._on_bytes,
             on_exit=self._on_process_exit,
         )
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._carry = b""  # the start of a character whose other bytes are still to come
         self.screen = ScreenModel(rows, cols, scrollback=self.limits.scrollback)
         self._subscribers: set[Subscriber] = set()
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []
         self._pending_size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._sync_handle: asyncio.Handle | None = None
@@ -228,6 +280,9 @@ class TerminalSession:
         return self._stop_task
 
     def _on_process_exit(self, exit_code: int) -> None:
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            self._on_output(carry)
         self._flush()
         self.screen.sync()
         self.state = SessionState.EXITED
@@ -245,20 +300,28 @@ class TerminalSession:
     # -- output path
 
     def _on_bytes(self, data: bytes) -> None:
-        text = self._decoder.decode(data)
-        if text:
-            self._on_text(text)
+        # Hot path: no decoding, only a look at the last bytes of the read.
+        if self._carry:
+            data = self._carry + data
+            self._carry = b""
+        if data and data[-1] >= 0x80:
+            cut = complete_utf8(data)
+            if cut < len(data):
+                self._carry = data[cut:]
+                data = data[:cut]
+        if data:
+            self._on_output(data)
 
     def inject(self, text: str) -> None:
         """Show ``text`` to every client as if the process had printed it (notices)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        self._on_text(text)
+        self._on_output(text.encode())
 
-    def _on_text(self, text: str) -> None:
-        self._pending.append(text)
-        self._pending_size += len(text)
-        self.screen.append(text)
+    def _on_output(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        self.screen.append(data)
         self._last_activity = self._now()
         if self._pending_size >= self.limits.coalesce_size:
             self._flush()
@@ -276,16 +339,18 @@ class TerminalSession:
             self._flush_handle = None
         if not self._pending:
             return
-        text = "".join(self._pending)
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
         for subscriber in self._subscribers:
-            subscriber._feed(text)
-        for listener in list(self._output_listeners):
-            try:
-                listener(text)
-            except Exception:
-                log.exception("output listener of session %s failed", self.key)
+            subscriber._feed(data)
+        if self._output_listeners:
+            text = data.decode("utf-8", "replace")
+            for listener in list(self._output_listeners):
+                try:
+                    listener(text)
+                except Exception:
+                    log.exception("output listener of session %s failed", self.key)
         if self._sync_handle is not None:
             self._sync_handle.cancel()
         assert self._loop is not None
@@ -311,7 +376,7 @@ class TerminalSession:
         Snapshot and registration happen together, so nothing is lost or shown twice.
         """
         snapshot = self.snapshot()
-        subscriber = Subscriber(self, self.limits.subscriber_backlog)
+        subscriber = Subscriber(self, self.limits.subscriber_backlog, self.limits.subscriber_frame)
         if self.state == SessionState.EXITED:
             subscriber._close()
         self._subscribers.add(subscriber)
