@@ -119,9 +119,28 @@ class ServerProcess:
     def ws_url(self) -> str:
         return "ws" + self.base_url.removeprefix("http")
 
+    @property
+    def host(self) -> str:
+        return self.base_url.removeprefix("http://").rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
     @classmethod
-    async def start(cls, workdir: Path, *, timeout: float = 60.0) -> ServerProcess:
+    async def start(
+        cls,
+        workdir: Path,
+        *,
+        timeout: float = 60.0,
+        extra_env: dict[str, str] | None = None,
+        source: Path | None = None,
+    ) -> ServerProcess:
         """Start a server with its data and its shells' HOME under ``workdir``.
+
+        ``extra_env`` is added to its environment (``AGENTPTY_*`` settings);
+        ``source`` is another ``src`` folder (absolute) to import agentpty from (to
+        measure an earlier version with the same bench).
 
         Returns once the server printed its start line; raises ``RuntimeError``
         (with the end of its log) if it exits or stays silent for ``timeout`` s.
@@ -136,7 +155,12 @@ class ServerProcess:
             "AGENTPTY_DATA_DIR": str(workdir / "data"),
             "AGENTPTY_TOKEN": _TOKEN,
             "AGENTPTY_DEFAULT_AGENT": "shell",
+            **(extra_env or {}),
         }
+        if source is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(source), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
         argv = [sys.executable, "-m", "agentpty", "serve", "--port", "0"]
         argv += ["--log-level", "warning"]
         with log_path.open("wb") as log:

@@ -31,7 +31,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Serve until SIGINT or SIGTERM; every agent process group is stopped on the way out."""
-    from agentpty.server import run
+    from agentpty.server import loop_factory, run
 
     overrides = {
         "host": host,
@@ -42,7 +42,9 @@ def serve(
         "idle_timeout": idle_timeout,
         "default_agent": default_agent,
     }
-    code = asyncio.run(run({k: v for k, v in overrides.items() if v is not None}, log_level))
+    given = {k: v for k, v in overrides.items() if v is not None}
+    with asyncio.Runner(loop_factory=loop_factory(given)) as runner:
+        code = runner.run(run(given, log_level))
     raise typer.Exit(code)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shlex
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,8 +43,11 @@ class Settings(BaseSettings):
     submit_pause: float = Field(0.2, ge=0)
     stop_grace: float = Field(3.0, gt=0)
     #: permessage-deflate on WebSockets: saves bandwidth for remote browsers,
-    #: costs server CPU (about a quarter of it under heavy output).
-    ws_compression: bool = True
+    #: costs server CPU (about a quarter of it under heavy output). Unset: on
+    #: unless the server listens on loopback only, where it buys nothing.
+    ws_compression: bool | None = None
+    #: The event loop: uvloop (libuv) when installed ("auto"), or asyncio's own.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     #: Extra allowed WebSocket origins (host[:port]), comma separated.
     allowed_origins: str = ""
 
@@ -60,6 +65,18 @@ class Settings(BaseSettings):
     def workspaces(self) -> Path:
         assert self.workspaces_root is not None
         return self.workspaces_root
+
+    @property
+    def compress_websockets(self) -> bool:
+        """``ws_compression``, or when unset: on unless the bind address is loopback."""
+        if self.ws_compression is not None:
+            return self.ws_compression
+        if self.host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may be reached from elsewhere
+            return True
 
     @property
     def claude_extra_args(self) -> list[str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -16,7 +18,7 @@ from agentpty.config import Settings, load_or_create_token, mask_url
 from agentpty.domain.errors import AgentptyError
 from agentpty.service.container import Services
 
-__all__ = ["RedactSecrets", "run"]
+__all__ = ["RedactSecrets", "loop_factory", "run"]
 
 log = logging.getLogger(__name__)
 _SECRET_PARAMS = re.compile(r"((?:token|key)=)[^&\s\"']+")
@@ -35,6 +37,25 @@ class RedactSecrets(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = _SECRET_PARAMS.sub(r"\1***", record.msg)
         return True
+
+
+def loop_factory(overrides: dict[str, Any]) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to serve on (``event_loop`` setting): uvloop if installed, unless
+    asyncio's own is asked for. None means asyncio's default (also for bad settings,
+    which ``run`` reports)."""
+    try:
+        choice = Settings(**overrides).event_loop
+    except ValidationError:
+        return None
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            print("agentpty: uvloop is not installed; using asyncio's loop", file=sys.stderr)
+        return None
+    return uvloop.new_event_loop
 
 
 async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
@@ -61,10 +82,13 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        # The sans-I/O protocol waits for the transport to drain below its
+        # high-water mark before each send: a stalled client holds one frame.
+        ws="websockets-sansio",
         ws_max_size=1024 * 1024,
         ws_ping_interval=20,
         ws_ping_timeout=20,
-        ws_per_message_deflate=settings.ws_compression,
+        ws_per_message_deflate=settings.compress_websockets,
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)

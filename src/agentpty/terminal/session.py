@@ -62,7 +62,7 @@ class SessionLimits:
     #: Output this small after a quiet spell is sent without waiting.
     immediate_size: int = 512
     #: Bytes a client may fall behind before it is resynchronised from a snapshot.
-    subscriber_backlog: int = 512 * 1024
+    subscriber_backlog: int = 256 * 1024
     #: Most bytes a client takes in one frame: bounds what one send holds in memory.
     subscriber_frame: int = 128 * 1024
     screen_sync_delay: float = 0.05
