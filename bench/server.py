@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["PROMPT", "ServerProcess", "Shutdown", "cpu_seconds", "rss_mib"]
+__all__ = ["PROMPT", "ServerProcess", "Shutdown", "cpu_seconds", "cpu_seconds_fine", "rss_mib"]
 
 #: The shells' prompt, set by the private .bashrc. It is followed by a space that a
 #: screen snapshot trims (the shell may have prompted before the client attached).
@@ -43,6 +43,20 @@ def cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])  # stat fields 14 and 15
     return (utime + stime) / _CLK_TCK
+
+
+def cpu_seconds_fine(pid: int) -> float:
+    """CPU time of process ``pid``'s live threads from ``schedstat`` (nanoseconds).
+
+    ``/proc/<pid>/stat`` counts in clock ticks (10 ms): too coarse for an idle
+    window of a few ms of CPU. Threads that exit are not counted, so use it
+    over windows in which none do.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def rss_mib(pid: int) -> float:

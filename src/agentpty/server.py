@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -18,7 +20,7 @@ from agentpty.config import Settings, load_or_create_token, mask_url
 from agentpty.domain.errors import AgentptyError
 from agentpty.service.container import Services
 
-__all__ = ["RedactSecrets", "loop_factory", "run"]
+__all__ = ["QuietServer", "RedactSecrets", "loop_factory", "run"]
 
 log = logging.getLogger(__name__)
 _SECRET_PARAMS = re.compile(r"((?:token|key)=)[^&\s\"']+")
@@ -37,6 +39,35 @@ class RedactSecrets(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = _SECRET_PARAMS.sub(r"\1***", record.msg)
         return True
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn's server with a housekeeping tick once a second instead of ten times.
+
+    uvicorn wakes its main loop every 0.1 s to refresh the Date header (once
+    a second) and to notice ``should_exit``; with every session idle those
+    wake-ups were most of the server's CPU. Here the loop sleeps a second at
+    a time, and an exit signal wakes it at once.
+    """
+
+    _wakeup: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None and self._wakeup is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        counter = 0
+        # on_tick refreshes the Date header when counter % 10 == 0: every tick here.
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wakeup.wait()
 
 
 def loop_factory(overrides: dict[str, Any]) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -91,7 +122,7 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         ws_per_message_deflate=settings.compress_websockets,
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    server = QuietServer(config)
     # uvicorn configures its loggers when the config loads; filter after that.
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactSecrets())
