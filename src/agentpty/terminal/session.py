@@ -67,6 +67,8 @@ class SessionLimits:
     subscriber_frame: int = 128 * 1024
     screen_sync_delay: float = 0.05
     screen_sync_slice: int = 16 * 1024
+    #: Quiet seconds after which the screen model drops its emulator state (memory).
+    screen_hibernate_delay: float = 5.0
     scrollback: int = 1000
     stop_grace: float = 3.0
 
@@ -196,6 +198,7 @@ class TerminalSession:
         self._pending_size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._sync_handle: asyncio.Handle | None = None
+        self._sleep_handle: asyncio.TimerHandle | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -286,7 +289,8 @@ class TerminalSession:
         self._flush()
         self.screen.sync()
         self.state = SessionState.EXITED
-        for handle in (self._flush_handle, self._sync_handle, self._idle_handle):
+        handles = (self._flush_handle, self._sync_handle, self._sleep_handle, self._idle_handle)
+        for handle in handles:
             if handle is not None:
                 handle.cancel()
         for subscriber in self._subscribers:
@@ -358,15 +362,29 @@ class TerminalSession:
 
     def _sync_screen(self) -> None:
         """Catch the screen model up in slices, so other sessions are not held up."""
-        self._sync_handle = None
-        if self.screen.sync(limit=self.limits.screen_sync_slice):
-            assert self._loop is not None
+        assert self._loop is not None
+        if self.screen.sync(limit=self.limits.screen_sync_slice, lazy=True):
             self._sync_handle = self._loop.call_soon(self._sync_screen)
+        else:
+            self._sync_handle = None
+            self._sleep_later()
+
+    def _sleep_later(self) -> None:
+        """Let the screen model hibernate if output stays quiet (memory of idle sessions)."""
+        if self._sleep_handle is not None:
+            self._sleep_handle.cancel()
+        if not self.screen.hibernating and self._loop is not None:
+            self._sleep_handle = self._loop.call_later(
+                self.limits.screen_hibernate_delay, self.screen.hibernate
+            )
 
     def snapshot(self) -> str:
         """The screen and recent scrollback as ANSI text, including unflushed output."""
         self._flush()
-        return self.screen.snapshot()
+        snapshot = self.screen.snapshot()
+        if self._sync_handle is None:
+            self._sleep_later()
+        return snapshot
 
     # -- clients
 
@@ -402,6 +420,8 @@ class TerminalSession:
             raise InvalidInput(f"rows and cols must be within 1..1000, got {rows}x{cols}")
         self._flush()
         self.screen.resize(rows, cols)
+        if self._sync_handle is None:
+            self._sleep_later()
         self._process.resize(rows, cols)
 
     def send_signal(self, name: str) -> None:
