@@ -81,8 +81,8 @@ def _size(websocket: WebSocket) -> tuple[int, int] | None:
     return min(max(rows, 1), 1000), min(max(cols, 1), 1000)
 
 
-@router.websocket("/api/output-projects/{project_id}/terminal")
-async def project_terminal(websocket: WebSocket, project_id: str) -> None:
+async def project_terminal(websocket: WebSocket) -> None:
+    project_id = str(websocket.path_params["project_id"])
     svc = await open_terminal_socket(websocket, project_id)
     if svc is None:
         return
@@ -93,6 +93,12 @@ async def project_terminal(websocket: WebSocket, project_id: str) -> None:
         await websocket.close(CloseCode.NOT_FOUND, "no such output project")
         return
     await attach(websocket, svc, project)
+
+
+# A plain Starlette route: FastAPI's websocket routing keeps a dependency-solving
+# context (an exit stack and its frames) alive for the whole connection, about
+# 6 KiB per attached client, and this endpoint has no dependencies to solve.
+router.add_websocket_route("/api/output-projects/{project_id}/terminal", project_terminal)
 
 
 async def attach(websocket: WebSocket, svc: Services, project: OutputProject) -> None:

@@ -147,13 +147,17 @@ class _Screen(pyte.Screen):
     """
 
     def __init__(self, columns: int, lines: int, scrollback: int) -> None:
-        #: ANSI text of the lines scrolled off the top, oldest first.
-        self.scrollback: deque[str] = deque(maxlen=scrollback)
+        #: ANSI text of the lines scrolled off the top, oldest first; made on the first
+        #: one (an empty deque costs ~0.7 KiB, and idle shells seldom scroll).
+        self.scrollback: deque[str] | tuple[()] = ()
+        self.scrollback_size = scrollback
         super().__init__(columns, lines)
 
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
-        if self.cursor.y == bottom and top == 0 and self.scrollback.maxlen:
+        if self.cursor.y == bottom and top == 0 and self.scrollback_size:
+            if not isinstance(self.scrollback, deque):
+                self.scrollback = deque(maxlen=self.scrollback_size)
             self.scrollback.append(render_line(self.buffer[top], self.columns))
         super().index()
 
