@@ -140,6 +140,20 @@ def render_line(line: Any, columns: int) -> str:
     return "".join(out)
 
 
+class _NoDirty(set[int]):
+    """pyte's set of changed rows, for renderers that repaint what changed: nobody reads it
+    here, and a full one costs 2 KiB per screen. This one stays empty."""
+
+    def add(self, element: int) -> None:
+        pass
+
+    def update(self, *others: Any) -> None:
+        pass
+
+
+_NO_DIRTY = _NoDirty()
+
+
 class _Screen(pyte.Screen):
     """A pyte screen that keeps lines scrolled off the top, rendered, cheaply.
 
@@ -152,6 +166,7 @@ class _Screen(pyte.Screen):
         self.scrollback: deque[str] | tuple[()] = ()
         self.scrollback_size = scrollback
         super().__init__(columns, lines)
+        self.dirty = _NO_DIRTY
 
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
@@ -211,7 +226,6 @@ class ScreenModel:
         screen = self._screen
         self._rows = [render_line(screen.buffer[y], screen.columns) for y in range(screen.lines)]
         screen.buffer.clear()
-        screen.dirty.clear()
         self._stream = None
         return True
 
@@ -230,7 +244,6 @@ class ScreenModel:
                 screen.cursor = Cursor(0, y)
                 stream.feed(row)
         screen.cursor, screen.mode, screen.margins = kept
-        screen.dirty.clear()
         self._rows = None
         self._stream = stream
         return stream
