@@ -62,6 +62,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--results", type=Path, default=DEFAULT_RESULTS, help="where to write the table"
     )
     parser.add_argument(
+        "--rounds", type=int, metavar="N", help="throughput passes per variant (default 7)"
+    )
+    parser.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -132,7 +135,7 @@ async def _run(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    options = Options(quick=args.quick)
+    options = Options(quick=args.quick, rounds=args.rounds)
     selected = args.only or list(MEASUREMENTS)
     mode = "quick" if args.quick else "full"
     if args.only:
@@ -142,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         mode += f", server env {' '.join(args.server_env)}"
     if args.server_src:
         mode += f", server from {args.server_src}"
+    if args.rounds:
+        mode += f", {args.rounds} throughput rounds"
     header = machine_line(mode)
     try:
         source = args.server_src.resolve() if args.server_src else None

@@ -207,7 +207,7 @@ async def measure(bench: Bench) -> list[Row]:
     quick = bench.options.quick
     size = (8 if quick else 64) * 1024 * 1024
     lines = size // LINE_BYTES
-    repeats = 1 if quick else 7
+    repeats = bench.options.rounds or (1 if quick else 7)
     server = bench.server
 
     terminals: dict[Dialect, Terminal] = {}
