@@ -57,13 +57,13 @@ class SessionLimits:
     """Tunables of a session; the defaults suit interactive agents."""
 
     coalesce_delay: float = 0.004
-    coalesce_size: int = 128 * 1024
+    coalesce_size: int = 64 * 1024
     #: Output this small after a quiet spell is sent without waiting.
     immediate_size: int = 512
     #: Bytes a client may fall behind before it is resynchronised from a snapshot.
     subscriber_backlog: int = 256 * 1024
     #: Most bytes a client takes in one frame: bounds what one send holds in memory.
-    subscriber_frame: int = 128 * 1024
+    subscriber_frame: int = 64 * 1024
     screen_sync_delay: float = 0.05
     screen_sync_slice: int = 16 * 1024
     #: Quiet seconds after which the screen model drops its emulator state (memory).
