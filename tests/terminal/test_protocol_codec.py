@@ -22,7 +22,7 @@ from agentpty.terminal.protocol import (
     signal_frame,
     status_frame,
 )
-from agentpty.terminal.session import complete_utf8
+from agentpty.terminal.subscriber import complete_utf8
 
 
 def test_dialect_choice_follows_the_clients_order() -> None:
