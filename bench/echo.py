@@ -16,6 +16,10 @@ The limit is the same loop without agentpty: ``cat`` on a fresh
 ``os.openpty()`` in this process, one character written to the master and
 read back (the kernel's echo) at a time. The budgets compare the two medians
 of the same run (issue 14): p50 ≤ 2.5 × the direct p50, and p99 ≤ 2 ms.
+
+A third line shows the floor the client itself sets: the same client and
+the same one-character round trips against a trivial ``websockets`` echo
+server in a process of its own (no PTY, no agentpty).
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import os
 import statistics
 import string
 import subprocess
+import sys
 import time
+
+from websockets.asyncio.client import connect
 
 from bench.client import Terminal
 from bench.context import Bench
@@ -76,6 +83,46 @@ def direct_echo(samples: int) -> list[float]:
     return times
 
 
+ECHO_SERVER = """
+import asyncio
+from websockets.asyncio.server import serve
+
+async def echo(ws):
+    async for message in ws:
+        await ws.send(message)
+
+async def main():
+    async with serve(echo, "127.0.0.1", 0, compression=None, ping_interval=None) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.get_running_loop().create_future()
+
+asyncio.run(main())
+"""
+
+
+async def floor_echo(samples: int) -> list[float]:
+    """Round trips, in ms, of one character through a trivial WebSocket echo server."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ECHO_SERVER, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            port = int(await process.stdout.readline())
+        times: list[float] = []
+        async with connect(f"ws://127.0.0.1:{port}", compression=None, ping_interval=None) as ws:
+            for n in range(WARM_UP + samples):
+                sent = time.perf_counter()
+                await ws.send("a")
+                await ws.recv()
+                if n >= WARM_UP:
+                    times.append((time.perf_counter() - sent) * 1000)
+        return times
+    finally:
+        process.kill()
+        await process.wait()
+
+
 async def _round_trip(terminal: Terminal, char: str) -> float:
     start = len(terminal.output)
     sent = time.perf_counter()
@@ -104,6 +151,8 @@ async def measure(bench: Bench) -> list[Row]:
         await terminal.close()
         await bench.server.delete_project(project_id)
     direct = sorted(await asyncio.to_thread(direct_echo, samples))
+    floor = sorted(await floor_echo(samples))
+    f50, f99 = _percentile(floor, 0.50), _percentile(floor, 0.99)
     times.sort()
     p50, p99 = _percentile(times, 0.50), _percentile(times, 0.99)
     d50, d99 = _percentile(direct, 0.50), _percentile(direct, 0.99)
@@ -115,6 +164,10 @@ async def measure(bench: Bench) -> list[Row]:
         Row(
             f"(b) keystroke echo p50 / p99, direct PTY (cat, n={samples})",
             f"{d50 * 1000:.0f} / {d99 * 1000:.0f} µs",
+        ),
+        Row(
+            f"(b) WebSocket round trip p50 / p99, trivial echo server, same client (n={samples})",
+            f"{f50 * 1000:.0f} / {f99 * 1000:.0f} µs (the client's own floor)",
         ),
         Row(
             label,
