@@ -1,4 +1,4 @@
-"""(e) ``agentpty attach``: keystroke echo through it, and its CPU while idle.
+"""(g) ``agentpty attach``: keystroke echo through it, and its CPU while idle.
 
 The bench is the terminal: ``python -m agentpty attach`` runs on a PTY of its
 own (its controlling terminal, in raw mode once attached), so every key goes
@@ -141,14 +141,14 @@ async def measure(bench: Bench) -> list[Row]:
     percent = idle_cpu / wall * 100
     return [
         Row(
-            f"(e) keystroke echo through `agentpty attach` p50 / p99 (cat, n={samples}, "
+            f"(g) keystroke echo through `agentpty attach` p50 / p99 (cat, n={samples}, "
             f"{bench.idle_sessions} idle sessions attached)",
             f"{p50:.2f} / {p99:.2f} ms (mean {statistics.fmean(times):.2f}, max {times[-1]:.2f})",
             f"p50 ≤ {BUDGET_P50_MS:g} ms",
             p50 <= BUDGET_P50_MS,
         ),
         Row(
-            f"(e) `agentpty attach` CPU while its session is idle, {window:g} s",
+            f"(g) `agentpty attach` CPU while its session is idle, {window:g} s",
             f"{percent:.2f} % of one core ({idle_cpu:.2f} s CPU)",
             f"≤ {BUDGET_IDLE_PERCENT:g} %",
             percent <= BUDGET_IDLE_PERCENT,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shlex
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -79,10 +81,13 @@ class Settings(BaseSettings):
         0.2, ge=0, description="seconds between a pasted command and its Enter"
     )
     stop_grace: float = Field(3.0, gt=0, description="seconds between SIGTERM and SIGKILL")
-    ws_compression: bool = Field(
-        True,
+    ws_compression: bool | None = Field(
+        None,
         description="permessage-deflate on WebSockets: less bandwidth for remote clients, "
-        "more server CPU",
+        "more server CPU; default: on unless the server listens on loopback only",
+    )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto", description="event loop: uvloop when installed (auto), or asyncio's own"
     )
     allowed_origins: str = Field(
         "", description="extra browser origins allowed on WebSockets (host[:port], comma separated)"
@@ -132,6 +137,18 @@ class Settings(BaseSettings):
     def workspaces(self) -> Path:
         assert self.workspaces_root is not None
         return self.workspaces_root
+
+    @property
+    def compress_websockets(self) -> bool:
+        """``ws_compression``, or when unset: on unless the bind address is loopback."""
+        if self.ws_compression is not None:
+            return self.ws_compression
+        if self.host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:  # a host name: it may be reached from elsewhere
+            return True
 
     @property
     def claude_extra_args(self) -> list[str]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
 import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -19,7 +22,7 @@ from agentpty.datadir import DataDirError, prepare_data_dir, raise_open_files_li
 from agentpty.domain.errors import AgentptyError
 from agentpty.service.container import Services
 
-__all__ = ["RedactSecrets", "run"]
+__all__ = ["QuietServer", "RedactSecrets", "loop_factory", "run"]
 
 log = logging.getLogger(__name__)
 _SECRET_PARAMS = re.compile(r"((?:token|key)=)[^&\s\"']+")
@@ -64,7 +67,36 @@ def _connection_cap(wanted: int) -> int:
     return cap
 
 
-class _Server(uvicorn.Server):
+class QuietServer(uvicorn.Server):
+    """uvicorn's server with a housekeeping tick once a second instead of ten times.
+
+    uvicorn wakes its main loop every 0.1 s to refresh the Date header (once
+    a second) and to notice ``should_exit``; with every session idle those
+    wake-ups were most of the server's CPU. Here the loop sleeps a second at
+    a time, and an exit signal wakes it at once.
+    """
+
+    _wakeup: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._loop is not None and self._wakeup is not None:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    async def main_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        counter = 0
+        # on_tick refreshes the Date header when counter % 10 == 0: every tick here.
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wakeup.wait()
+
+
+class _Server(QuietServer):
     """uvicorn's server, announcing its URL once start-up is complete.
 
     The line comes after uvicorn's own start-up lines, so it is the last thing
@@ -77,6 +109,25 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if self.started and not self.should_exit:
             print(self.announcement, flush=True)
+
+
+def loop_factory(overrides: dict[str, Any]) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop to serve on (``event_loop`` setting): uvloop if installed, unless
+    asyncio's own is asked for. None means asyncio's default (also for bad settings,
+    which ``run`` reports)."""
+    try:
+        choice = Settings(**overrides).event_loop
+    except ValidationError:
+        return None
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            print("agentpty: uvloop is not installed; using asyncio's loop", file=sys.stderr)
+        return None
+    return uvloop.new_event_loop
 
 
 async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
@@ -121,10 +172,13 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         http=guarded_http_protocol(limits),
         backlog=_BACKLOG,
         timeout_keep_alive=5,
+        # The sans-I/O protocol waits for the transport to drain below its
+        # high-water mark before each send: a stalled client holds one frame.
+        ws="websockets-sansio",
         ws_max_size=1024 * 1024,
         ws_ping_interval=20,
         ws_ping_timeout=20,
-        ws_per_message_deflate=settings.ws_compression,
+        ws_per_message_deflate=settings.compress_websockets,
         timeout_graceful_shutdown=5,
     )
     server = _Server(config)

@@ -3,6 +3,12 @@
 Protocol in ``terminal/protocol.py``. The two pumps (session → client and
 client → session) run in one task group; when either ends the other is
 cancelled. Closing the socket never stops the process.
+
+The output pump sends one frame at a time and each send waits until the
+connection's transport is below its high-water mark (uvicorn's sans-I/O
+websockets protocol does that), so a client that stops reading holds at most
+one frame here; the rest waits in its ``Subscriber``, which is bounded and
+resynchronises the client from a snapshot when it overflows.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from agentpty.domain.models import OutputProject
 from agentpty.service.container import Services
 from agentpty.service.sessions import LiveTerminal
 from agentpty.terminal.protocol import (
+    BINARY,
     CloseCode,
     InputMessage,
     ProtocolError,
     ResizeMessage,
+    choose_subprotocol,
     closed_frame,
     error_frame,
     output_frame,
@@ -45,8 +53,12 @@ INTERNAL_ERROR = 1011
 
 
 async def open_terminal_socket(websocket: WebSocket, entity_id: str) -> Services | None:
-    """Accept, then refuse with a close code unless token, origin and id are good."""
-    await websocket.accept()
+    """Accept, then refuse with a close code unless token, origin and id are good.
+
+    The dialect is agreed here (``Sec-WebSocket-Protocol``); JSON unless the
+    client offers the binary one.
+    """
+    await websocket.accept(subprotocol=choose_subprotocol(websocket.scope.get("subprotocols", ())))
     if not token_valid(websocket):
         websocket.app.state.throttle.failed(client_address(websocket.scope))
         await websocket.close(CloseCode.UNAUTHORIZED, "missing or wrong token")
@@ -60,6 +72,11 @@ async def open_terminal_socket(websocket: WebSocket, entity_id: str) -> Services
     return services(websocket)
 
 
+def _binary(websocket: WebSocket) -> bool:
+    """Whether this connection agreed on binary output frames."""
+    return choose_subprotocol(websocket.scope.get("subprotocols", ())) == BINARY
+
+
 def _size(websocket: WebSocket) -> tuple[int, int] | None:
     """The size a client declares with ``?rows=&cols=`` (clamped), else None."""
     try:
@@ -70,8 +87,8 @@ def _size(websocket: WebSocket) -> tuple[int, int] | None:
     return min(max(rows, 1), 1000), min(max(cols, 1), 1000)
 
 
-@router.websocket("/api/output-projects/{project_id}/terminal")
-async def project_terminal(websocket: WebSocket, project_id: str) -> None:
+async def project_terminal(websocket: WebSocket) -> None:
+    project_id = str(websocket.path_params["project_id"])
     svc = await open_terminal_socket(websocket, project_id)
     if svc is None:
         return
@@ -82,6 +99,12 @@ async def project_terminal(websocket: WebSocket, project_id: str) -> None:
         await websocket.close(CloseCode.NOT_FOUND, "no such output project")
         return
     await attach(websocket, svc, project)
+
+
+# A plain Starlette route: FastAPI's websocket routing keeps a dependency-solving
+# context (an exit stack and its frames) alive for the whole connection, about
+# 6 KiB per attached client, and this endpoint has no dependencies to solve.
+router.add_websocket_route("/api/output-projects/{project_id}/terminal", project_terminal)
 
 
 async def attach(websocket: WebSocket, svc: Services, project: OutputProject) -> None:
@@ -141,9 +164,13 @@ async def _relay(
     terminal = live.terminal
     subscriber, snapshot = terminal.subscribe()
     client_size = size
+    binary = _binary(websocket)
     try:
         await websocket.send_text(status_frame(**live.status()))
-        await websocket.send_text(output_frame(snapshot))
+        if binary:
+            await websocket.send_bytes(snapshot.encode())
+        else:
+            await websocket.send_text(output_frame(snapshot))
         if announce_expiry:
             await websocket.send_text(error_frame("SESSION_EXPIRED", _expired_message(live)))
         if terminal.alive and (not started or (client_size and terminal.size != client_size)):
@@ -151,11 +178,16 @@ async def _relay(
             terminal.resize(*(client_size or terminal.size))
 
         async def pump_out() -> None:
+            # Hot path. Binary clients get the PTY's bytes as they are; JSON
+            # clients get them decoded once per frame.
             while True:
                 frame = await subscriber.get()
                 if frame.kind == "closed":
                     return
-                await websocket.send_text(output_frame(frame.data))
+                if binary:
+                    await websocket.send_bytes(frame.data)
+                else:
+                    await websocket.send_text(output_frame(frame.text))
 
         async def pump_in() -> None:
             nonlocal client_size

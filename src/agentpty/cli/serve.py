@@ -103,14 +103,16 @@ def _serve(log_level: LogLevel = LogLevel.INFO, **values: Any) -> None:
     Every setting is a flag here and an AGENTPTY_* variable; flags win. On the
     way out every agent process group is stopped.
     """
-    from agentpty.server import run
+    from agentpty.server import loop_factory, run
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Flags left out are None: the environment and the defaults decide those.
     overrides = {name: value for name, value in values.items() if value is not None}
-    raise typer.Exit(asyncio.run(run(overrides, str(log_level))))
+    with asyncio.Runner(loop_factory=loop_factory(overrides)) as runner:
+        code = runner.run(run(overrides, str(log_level)))
+    raise typer.Exit(code)
 
 
 def serve() -> Callable[..., None]:
