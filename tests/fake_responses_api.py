@@ -41,7 +41,8 @@ Usage::
         assert api.last_turn() == 1
 
 ``api.hold_replies()`` / ``api.release_replies()`` keep requests unanswered so
-a test can observe the CLI while busy.
+a test can observe the CLI while busy; ``api.fail_with(400, "why")`` answers
+conversation requests with that HTTP error instead (``None`` stops it).
 """
 
 from __future__ import annotations
@@ -263,6 +264,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.api._record(body, side)
         if not side:
             self.server.api._wait_for_release()
+            failure = self.server.api.failure
+            if failure is not None:
+                status, message = failure
+                self._send_json(status, {"error": {"message": message, "type": "fake_error"}})
+                return
         self._send_stream(body, _reply_text(body, side))
 
     def _send_stream(self, body: JSONDict, text: str) -> None:
@@ -283,6 +289,8 @@ class FakeResponsesAPI:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._released = threading.Event()
         self._released.set()
+        #: (HTTP status, message) answered to conversation requests, or None.
+        self.failure: tuple[int, str] | None = None
         self._server = _Server((host, port), _Handler)
         self._server.api = self
         self._cond = threading.Condition()
@@ -327,6 +335,10 @@ class FakeResponsesAPI:
     def release_replies(self) -> None:
         """Answer held and future requests again."""
         self._released.set()
+
+    def fail_with(self, status: int | None, message: str = "failure (fake)") -> None:
+        """Answer conversation requests with HTTP ``status``; None answers normally again."""
+        self.failure = None if status is None else (status, message)
 
     def _wait_for_release(self) -> None:
         self._released.wait()
