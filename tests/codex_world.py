@@ -124,6 +124,16 @@ class PtyRun:
             raise AssertionError(f"{text!r} not on screen:\n{self.screen()}") from None
         return self.screen()
 
+    async def wait_gone(self, text: str, wait: float = 30) -> None:
+        """Wait until ``text`` is no longer on the visible screen."""
+        try:
+            async with asyncio.timeout(timeout(wait)):
+                while text in "\n".join(self.session.screen.lines()):
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"{text!r} still on screen:\n{self.screen()}") from None
+
     async def wait_exit(self, wait: float = 30) -> int:
         async with asyncio.timeout(timeout(wait)):
             return await self.session.wait()
