@@ -78,6 +78,13 @@ class _Screen(pyte.Screen):
         self.scrollback: deque[Any] = deque(maxlen=scrollback)
         super().__init__(columns, lines)
 
+    def select_graphic_rendition(self, *attrs: int, private: bool = False) -> None:
+        # "CSI ? Pm m" is an xterm query, not SGR (Gemini CLI sends one at
+        # start-up); pyte passes it here with private=True, which the base
+        # method does not accept: the emulator would raise on every feed.
+        if not private:
+            super().select_graphic_rendition(*attrs)
+
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
         if self.cursor.y == bottom and top == 0:
