@@ -138,15 +138,31 @@ class PtyRun:
         async with asyncio.timeout(timeout(wait)):
             return await self.session.wait()
 
-    async def type_prompt(self, text: str, ready: str) -> None:
-        """Type like a person: at the ready marker, paste, see the echo, then Enter.
+    async def settle(self, quiet: float = 0.2, wait: float = 30) -> None:
+        """Wait until the screen has not changed for ``quiet`` seconds."""
+        async with asyncio.timeout(timeout(wait)):
+            while True:
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), quiet)
+                except TimeoutError:
+                    return
 
-        Enter must be its own write: right after typed text Codex takes it for
-        part of a paste burst and does not submit.
+    async def type_prompt(self, text: str, ready: str) -> None:
+        """Type like a person: at the ready marker, paste, see the echo, pause, Enter.
+
+        Enter must be its own write, and not too soon: right after typed text
+        Codex takes it for part of a paste burst, and within 40 ms of a paste
+        Gemini CLI inserts a newline instead of submitting. agentpty's own
+        delivery (terminal/delivery.py) pauses 0.2 s the same way.
         """
         await self.wait_screen(ready)
+        # Start-up work may still redraw (and block the CLI) right after the
+        # marker first shows; typed text is safe once the screen is quiet.
+        await self.settle(0.5)
         self.session.send_input(PASTE_START + text + PASTE_END)
         await self.wait_screen(text.split()[0][:20])
+        await self.settle()
         self.session.send_input("\r")
 
 

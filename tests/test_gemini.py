@@ -11,9 +11,10 @@ from agentpty.agents.capabilities import RunEvent, RunEventKind
 from agentpty.agents.gemini import MARKERS, GeminiProfile
 from tests.codex_world import PtyRun
 from tests.gemini_world import GeminiWorld, gemini_world
-from tests.helpers import timeout
+from tests.helpers import SCALE, timeout
 
-pytestmark = pytest.mark.gemini
+#: Each test starts Gemini CLI once or twice; on a loaded machine one start takes 10-40 s.
+pytestmark = [pytest.mark.gemini, pytest.mark.timeout(240 * SCALE)]
 __all__ = ["gemini_world"]
 
 READY = MARKERS.ready or ""
@@ -54,7 +55,7 @@ async def test_resume_continues_the_conversation(gemini_world: GeminiWorld) -> N
 
 
 async def test_vanished_conversation_shows_the_expiry_marker(gemini_world: GeminiWorld) -> None:
-    """A conversation deleted between the check and the start prints an expiry marker, exit 42."""
+    """A conversation deleted between the check and the start shows an expiry marker, exit 42."""
     profile = gemini_world.profile()
     chosen = await _first_conversation(gemini_world, profile)
     launch = profile.launch(cwd=str(gemini_world.workspace), conversation_id=chosen)
@@ -63,7 +64,7 @@ async def test_vanished_conversation_shows_the_expiry_marker(gemini_world: Gemin
     async with PtyRun(launch, gemini_world.workspace) as run:
         assert await run.wait_exit(START) == 42
         screen = run.screen()
-    assert "Invalid session identifier" in screen and chosen in screen
+    assert any(marker in screen for marker in MARKERS.expired), screen
 
 
 async def test_two_prompts_in_one_process_are_turns_one_and_two(gemini_world: GeminiWorld) -> None:

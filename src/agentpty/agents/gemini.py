@@ -41,7 +41,13 @@ MARKERS = ScreenMarkers(
     # "⠋ Thinking... (esc to cancel, 1s)" above the input box while a turn runs.
     busy=("esc to cancel",),
     refusal=(),
-    expired=("Invalid session identifier", "already exists. Use --resume"),
+    expired=(
+        # --resume=<id> when other conversations of the folder exist, and when none do.
+        "Invalid session identifier",
+        "No previous sessions found",
+        # --session-id=<id> when that conversation holds messages.
+        "already exists. Use --resume",
+    ),
 )
 
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
