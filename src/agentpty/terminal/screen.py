@@ -79,9 +79,10 @@ class _Screen(pyte.Screen):
         super().__init__(columns, lines)
 
     def select_graphic_rendition(self, *attrs: int, private: bool = False) -> None:
-        # "CSI ? Pm m" is an xterm query, not SGR (Gemini CLI sends one at
-        # start-up); pyte passes it here with private=True, which the base
-        # method does not accept: the emulator would raise on every feed.
+        # xterm's "CSI > 4 ; ? m" (query modifyOtherKeys; Gemini CLI sends it
+        # at start-up) is not SGR. pyte skips the ">", takes the "?" for a
+        # private marker and calls this with private=True, which the base
+        # method does not accept: the emulator raised TypeError.
         if not private:
             super().select_graphic_rendition(*attrs)
 
