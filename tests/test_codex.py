@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from agentpty.agents.base import Launch
 from agentpty.agents.capabilities import RunEvent, RunEventKind
 from agentpty.agents.codex import MARKERS, CodexProfile
 from agentpty.domain.models import utcnow
@@ -57,13 +58,16 @@ async def test_resume_continues_the_conversation(codex_world: CodexWorld) -> Non
 
 
 async def test_vanished_conversation_shows_the_expiry_marker(codex_world: CodexWorld) -> None:
-    """Resuming a conversation whose rollout was deleted prints an expiry marker and exits 1."""
+    """A rollout deleted between the check and the start: an expiry marker shows, exit 1."""
     profile = codex_world.profile()
     found = await _first_conversation(codex_world, profile)
+    launch = profile.launch(cwd=str(codex_world.workspace), conversation_id=found)
+    assert launch.resumed
     for path in codex_world.rollouts():
         path.unlink()
     assert not profile.conversations.exists(found)
-    launch = profile.launch(cwd=str(codex_world.workspace), conversation_id=found)
+    # Checked again now, the id would start a fresh conversation instead.
+    assert not profile.launch(cwd=str(codex_world.workspace), conversation_id=found).resumed
     async with PtyRun(launch, codex_world.workspace) as run:
         assert await run.wait_exit() == 1
         screen = run.screen()
@@ -72,10 +76,14 @@ async def test_vanished_conversation_shows_the_expiry_marker(codex_world: CodexW
 
 
 async def test_unknown_conversation_shows_the_expiry_marker(codex_world: CodexWorld) -> None:
-    """Resuming an id Codex never had prints an expiry marker and exits 1."""
+    """`codex resume` of an id Codex never had prints an expiry marker and exits 1."""
     profile = codex_world.profile()
     unknown = "01a23144-0000-7000-8000-000000000000"
-    launch = profile.launch(cwd=str(codex_world.workspace), conversation_id=unknown)
+    # The profile never resumes an id without a rollout; the CLI's answer
+    # matters when one vanishes during the start.
+    fresh = profile.launch(cwd=str(codex_world.workspace), conversation_id=unknown)
+    assert not fresh.resumed
+    launch = Launch(argv=[fresh.argv[0], "resume", "--no-daemon", unknown], env=fresh.env)
     async with PtyRun(launch, codex_world.workspace) as run:
         assert await run.wait_exit() == 1
         screen = run.screen()
@@ -121,6 +129,18 @@ async def test_markers_on_a_small_terminal(codex_world: CodexWorld) -> None:
         await run.type_prompt("/nosuchcommand", READY)
         await run.wait_screen(MARKERS.refusal[0])
     assert codex_world.api.requests == []
+
+
+async def test_trusted_git_workspace_starts_without_a_dialog(codex_world: CodexWorld) -> None:
+    """A git repository trusted in config.toml opens straight at the composer."""
+    process = await asyncio.create_subprocess_exec("git", "init", "-q", str(codex_world.workspace))
+    assert await process.wait() == 0
+    profile = codex_world.profile()
+    launch = profile.launch(cwd=str(codex_world.workspace), conversation_id=None)
+    async with PtyRun(launch, codex_world.workspace) as run:
+        await run.type_prompt("echo in a repository", READY)
+        await run.wait_screen("turn=1")
+        assert "Trust this folder" not in run.screen()
 
 
 async def _headless(profile: CodexProfile, world: CodexWorld, prompt: str, cid: str | None) -> Any:

@@ -115,14 +115,17 @@ def test_failed_headless_run_ends_in_an_error_result(tmp_path: Path) -> None:
     assert "bad request (fake)" in (events[-1].text or "")
 
 
-def test_launch_argv_resumes_a_given_id(tmp_path: Path) -> None:
-    """Fresh start, resume and initial prompt argv; a malformed id is refused."""
-    profile = _profile(tmp_path)
+def test_launch_resumes_only_a_conversation_with_messages(tmp_path: Path) -> None:
+    """`codex resume <id>` for a rollout with a prompt, a fresh start otherwise; bad ids refused."""
+    profile = _profile(tmp_path, "rollout-interactive.jsonl", "rollout-meta-only.jsonl")
     known = _meta("rollout-interactive.jsonl")["id"]
     fresh = profile.launch(cwd=str(tmp_path), conversation_id=None, initial_prompt="-x")
     assert fresh.argv[1:] == ["--no-daemon", "--", "-x"] and not fresh.resumed
     again = profile.launch(cwd=str(tmp_path), conversation_id=known)
     assert again.argv[1:] == ["resume", "--no-daemon", known] and again.resumed
+    empty = _meta("rollout-meta-only.jsonl")["id"]
+    unused = profile.launch(cwd=str(tmp_path), conversation_id=empty)
+    assert unused.argv[1:] == ["--no-daemon"] and not unused.resumed
     with pytest.raises(ValueError, match="not a Codex conversation id"):
         profile.launch(cwd=str(tmp_path), conversation_id="--last")
 

@@ -163,32 +163,33 @@ class CodexProfile:
         return None
 
     def resume_args(self, conversation_id: str | None) -> tuple[list[str], bool]:
-        """Headless runs: ``["resume", id]`` when the conversation exists, else a fresh run.
+        """``["resume", id]`` when the conversation can be resumed, else a fresh start.
 
-        The run's ``INIT`` event names the conversation it used.
+        An id without a rollout holding messages (never prompted, or deleted)
+        cannot be resumed; the fresh conversation's id is learnt afterwards
+        (``conversations.discover``, or a headless run's ``INIT``).
         """
-        if conversation_id is None or not self.conversations.exists(conversation_id):
+        if conversation_id is None:
+            return [], False
+        if not self.conversations.valid_id(conversation_id):
+            raise ValueError(f"not a Codex conversation id: {conversation_id!r}")
+        if not self.conversations.exists(conversation_id):
             return [], False
         return ["resume", conversation_id], True
 
     def launch(
         self, *, cwd: str, conversation_id: str | None, initial_prompt: str | None = None
     ) -> Launch:
-        """argv to start Codex, or to resume ``conversation_id`` with ``codex resume``.
+        """argv to resume ``conversation_id`` with ``codex resume``, or to start afresh.
 
-        A given id is always resumed, never silently replaced: ids come from
-        Codex itself, and one it no longer knows makes it print one of
-        ``markers.expired`` and exit 1, so the service expires it and starts
-        a fresh conversation (``conversation_id=None``) once.
+        If the rollout vanishes between this check and the start, Codex
+        prints one of ``markers.expired`` and exits 1 (docs/codex.md).
         """
-        if conversation_id is not None and not self.conversations.valid_id(conversation_id):
-            raise ValueError(f"not a Codex conversation id: {conversation_id!r}")
+        resume, resumed = self.resume_args(conversation_id)
         # Options follow the subcommand: "codex resume" takes the same ones.
-        resume = ["resume"] if conversation_id else []
-        argv = [self.executable() or self.binary, *resume, "--no-daemon", *self.extra_args]
-        if conversation_id:
-            argv.append(conversation_id)
+        argv = [self.executable() or self.binary, *resume[:1], "--no-daemon", *self.extra_args]
+        argv += resume[1:]
         if initial_prompt:
             # After "--" nothing (a prompt starting with "-") can be read as a flag.
             argv += ["--", initial_prompt]
-        return Launch(argv=argv, env=self.env(), resumed=conversation_id is not None)
+        return Launch(argv=argv, env=self.env(), resumed=resumed)
