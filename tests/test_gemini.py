@@ -124,6 +124,19 @@ async def _headless(
     return [e for e in events if e is not None]
 
 
+async def test_id_taken_meanwhile_shows_the_expiry_marker(gemini_world: GeminiWorld) -> None:
+    """An id that gained a conversation between the check and the start: marker, exit 42."""
+    profile = gemini_world.profile()
+    chosen = profile.conversations.new_id()
+    launch = profile.launch(cwd=str(gemini_world.workspace), conversation_id=chosen)
+    assert f"--session-id={chosen}" in launch.argv
+    await _headless(profile, gemini_world, "echo meanwhile", chosen)
+    async with PtyRun(launch, gemini_world.workspace) as run:
+        assert await run.wait_exit(START) == 42
+        screen = run.screen()
+    assert "already exists. Use --resume" in screen and chosen in screen
+
+
 async def test_headless_runs_report_init_message_result(gemini_world: GeminiWorld) -> None:
     """A headless run reports INIT (the chosen id), MESSAGE and RESULT; a second run resumes it."""
     profile = gemini_world.profile()
