@@ -2,7 +2,7 @@
 
 ``GeminiWorld`` is an isolated ``$GEMINI_CLI_HOME`` whose ``.gemini``
 settings pre-answer the first-run dialogs (auth method, folder trust); see
-docs/gemini.md. ``PtyRun`` (tests/codex_world.py) drives a launch in a PTY.
+docs/gemini.md. ``tests/agent_pty.PtyRun`` drives a launch in a PTY.
 """
 
 from __future__ import annotations

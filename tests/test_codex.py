@@ -12,7 +12,8 @@ from agentpty.agents.base import Launch
 from agentpty.agents.capabilities import RunEvent, RunEventKind
 from agentpty.agents.codex import MARKERS, CodexProfile
 from agentpty.domain.models import utcnow
-from tests.codex_world import CodexWorld, PtyRun, codex_world
+from tests.agent_pty import PtyRun
+from tests.codex_world import CodexWorld, codex_world
 from tests.helpers import timeout
 
 pytestmark = pytest.mark.codex

@@ -9,7 +9,7 @@ import pytest
 
 from agentpty.agents.capabilities import RunEvent, RunEventKind
 from agentpty.agents.gemini import MARKERS, GeminiProfile
-from tests.codex_world import PtyRun
+from tests.agent_pty import PtyRun
 from tests.gemini_world import GeminiWorld, gemini_world
 from tests.helpers import SCALE, timeout
 
