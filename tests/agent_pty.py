@@ -28,6 +28,8 @@ class PtyRun:
         )
         self._changed = asyncio.Event()
         self.exit_code: int | None = None
+        #: Enters pressed again because the first one did not submit.
+        self.enter_retries = 0
 
     async def __aenter__(self) -> PtyRun:
         self.session.add_output_listener(lambda _text: self._changed.set())
@@ -89,7 +91,10 @@ class PtyRun:
         Enter must be its own write, and not too soon: right after typed text
         Codex takes it for part of a paste burst, and within 40 ms of a paste
         Gemini CLI inserts a newline instead of submitting. agentpty's own
-        delivery (terminal/delivery.py) pauses 0.2 s the same way.
+        delivery (terminal/delivery.py) pauses 0.2 s the same way. Gemini CLI
+        often ignores the first Enter after a start even so (docs/gemini.md);
+        like a person, the helper then presses Enter again: the ready marker
+        hides while the input box holds text and returns once it is submitted.
         """
         await self.wait_screen(ready)
         # Start-up work may still redraw (and block the CLI) right after the
@@ -98,4 +103,13 @@ class PtyRun:
         self.session.send_input(PASTE_START + text + PASTE_END)
         await self.wait_screen(text.split()[0][:20])
         await self.settle()
-        self.session.send_input("\r")
+        for _ in range(3):
+            self.session.send_input("\r")
+            try:
+                await self.wait_screen(ready, wait=5)
+                return
+            except AssertionError:
+                if self.exit_code is not None:
+                    raise
+                self.enter_retries += 1
+        raise AssertionError(f"{text!r} was never submitted:\n{self.screen()}")
