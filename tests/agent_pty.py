@@ -85,7 +85,7 @@ class PtyRun:
                 except TimeoutError:
                     return
 
-    async def type_prompt(self, text: str, ready: str) -> None:
+    async def type_prompt(self, text: str, ready: str, *, confirm: bool = True) -> None:
         """Type like a person: at the ready marker, paste, see the echo, pause, Enter.
 
         Enter must be its own write, and not too soon: right after typed text
@@ -95,6 +95,8 @@ class PtyRun:
         often ignores the first Enter after a start even so (docs/gemini.md);
         like a person, the helper then presses Enter again: the ready marker
         hides while the input box holds text and returns once it is submitted.
+        ``confirm=False`` presses Enter once and returns (a command the agent
+        refuses stays in Codex's input box).
         """
         await self.wait_screen(ready)
         # Start-up work may still redraw (and block the CLI) right after the
@@ -103,6 +105,9 @@ class PtyRun:
         self.session.send_input(PASTE_START + text + PASTE_END)
         await self.wait_screen(text.split()[0][:20])
         await self.settle()
+        if not confirm:
+            self.session.send_input("\r")
+            return
         for _ in range(3):
             self.session.send_input("\r")
             try:

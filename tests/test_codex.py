@@ -127,8 +127,10 @@ async def test_markers_on_a_small_terminal(codex_world: CodexWorld) -> None:
     profile = codex_world.profile()
     launch = profile.launch(cwd=str(codex_world.workspace), conversation_id=None)
     async with PtyRun(launch, codex_world.workspace, rows=24, cols=80) as run:
-        await run.type_prompt("/nosuchcommand", READY)
-        await run.wait_screen(MARKERS.refusal[0])
+        await run.type_prompt("/nosuchcommand", READY, confirm=False)
+        screen = await run.wait_screen(MARKERS.refusal[0])
+        # The refused command stays in the input box, so the footer stays hidden.
+        assert "› /nosuchcommand" in screen and READY not in screen
     assert codex_world.api.requests == []
 
 
