@@ -168,6 +168,14 @@ class _Screen(pyte.Screen):
         super().__init__(columns, lines)
         self.dirty = _NO_DIRTY
 
+    def select_graphic_rendition(self, *attrs: int, private: bool = False) -> None:
+        # xterm's "CSI > 4 ; ? m" (query modifyOtherKeys; Gemini CLI sends it
+        # at start-up) is not SGR. pyte skips the ">", takes the "?" for a
+        # private marker and calls this with private=True, which the base
+        # method does not accept: the emulator raised TypeError.
+        if not private:
+            super().select_graphic_rendition(*attrs)
+
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
         if self.cursor.y == bottom and top == 0 and self.scrollback_size:
