@@ -34,10 +34,12 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidHandshake
+from websockets.typing import Subprotocol
 
 from agentpty.cli.client import CliError, Target
 from agentpty.cli.keys import DetachKeys, KeyFilter
 from agentpty.cli.localterm import LocalTerminal
+from agentpty.terminal.protocol import BINARY, parse_server_frame
 
 __all__ = ["Ending", "attach_session"]
 
@@ -171,12 +173,11 @@ class _Attachment:
     async def _pump_out(self) -> Ending:
         """Relay frames to the screen; the exit status once the agent exited."""
         async for raw in self.ws:
-            if not isinstance(raw, str):
-                continue  # binary frames belong to a subprotocol we did not ask for
-            frame = json.loads(raw)
-            kind = frame.get("type")
+            message = parse_server_frame(raw)
+            kind, frame = message.type, message.fields
             if kind == "output":
-                self.term.write(frame["data"].encode("utf-8", "replace"))
+                # The binary dialect: the PTY's own bytes, written as they came.
+                self.term.write(message.data)
                 if self.pending_line:
                     self.term.write(self.pending_line)
                     self.pending_line = b""
@@ -279,11 +280,11 @@ async def _first_status(ws: ClientConnection) -> dict[str, Any]:
     message = ""
     try:
         while True:
-            frame = json.loads(await ws.recv())
-            if frame.get("type") == "status":
-                return dict(frame)
-            if frame.get("type") == "error":
-                message = str(frame.get("message"))
+            frame = parse_server_frame(await ws.recv())
+            if frame.type == "status":
+                return {"type": "status", **frame.fields}
+            if frame.type == "error":
+                message = str(frame.fields.get("message"))
     except ConnectionClosed as exc:
         code = exc.rcvd.code if exc.rcvd else None
         reason = _CLOSE_REASONS.get(code or 0, f"the server closed the connection ({exc})")
@@ -309,6 +310,8 @@ async def attach_session(
             # Output is already small frames on loopback; compression pays off remotely.
             compression=None if target.is_loopback else "deflate",
             max_size=32 * 1024 * 1024,
+            # Output as the PTY's bytes in binary frames: no JSON to decode per frame.
+            subprotocols=[Subprotocol(BINARY)],
             open_timeout=30,
         )
     except (OSError, TimeoutError) as exc:
