@@ -30,7 +30,7 @@ def serve(
     default_agent: Annotated[str | None, typer.Option(help="[AGENTPTY_DEFAULT_AGENT]")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
-    """Serve until SIGINT or SIGTERM; every agent process group is stopped on the way out."""
+    """Serve until SIGINT or SIGTERM; agents keep running in the session host (see stop)."""
     from agentpty.server import run
 
     overrides = {
@@ -44,6 +44,28 @@ def serve(
     }
     code = asyncio.run(run({k: v for k, v in overrides.items() if v is not None}, log_level))
     raise typer.Exit(code)
+
+
+@app.command()
+def stop(
+    all_sessions: Annotated[
+        bool, typer.Option("--all", help="stop every session of the data dir")
+    ] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="[AGENTPTY_DATA_DIR]")] = None,
+) -> None:
+    """Stop agent sessions, with or without a server running (talks to the session host)."""
+    from agentpty.config import Settings
+    from agentpty.host.client import stop_all
+
+    if not all_sessions:
+        print("agentpty stop: say which sessions: --all", file=sys.stderr)
+        raise typer.Exit(2)
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    stopped = asyncio.run(stop_all(settings.run_dir))
+    if stopped is None:
+        print(f"no session host runs for {settings.data_dir}: no session to stop")
+        return
+    print(f"stopped {len(stopped)} session(s)")
 
 
 @app.command()

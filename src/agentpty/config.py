@@ -45,6 +45,22 @@ class Settings(BaseSettings):
     ws_compression: bool = True
     #: Extra allowed WebSocket origins (host[:port]), comma separated.
     allowed_origins: str = ""
+    session_host: bool = Field(
+        True,
+        description="run agents in the session host daemon, so they outlive server restarts "
+        "and are adopted by the next server; false: agents are children of the server",
+    )
+    stop_on_shutdown: bool = Field(
+        False,
+        description="stop every agent when the server shuts down (the old behaviour); by "
+        "default the server detaches and agents keep running in the session host",
+    )
+    host_ring_size: int = Field(
+        1024 * 1024,
+        ge=4096,
+        description="bytes of recent output the session host keeps per session, replayed "
+        "to rebuild the screen when a server adopts the session",
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -60,6 +76,11 @@ class Settings(BaseSettings):
     def workspaces(self) -> Path:
         assert self.workspaces_root is not None
         return self.workspaces_root
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the session host's socket, locks and log live (mode 0700)."""
+        return self.data_dir / "run"
 
     @property
     def claude_extra_args(self) -> list[str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -14,9 +17,11 @@ from pydantic import ValidationError
 from agentpty.api.app import create_app
 from agentpty.config import Settings, load_or_create_token, mask_url
 from agentpty.domain.errors import AgentptyError
+from agentpty.host.client import prepare_run_dir
+from agentpty.host.keeper import PR_SET_DUMPABLE, prctl
 from agentpty.service.container import Services
 
-__all__ = ["RedactSecrets", "run"]
+__all__ = ["RedactSecrets", "lock_data_dir", "run"]
 
 log = logging.getLogger(__name__)
 _SECRET_PARAMS = re.compile(r"((?:token|key)=)[^&\s\"']+")
@@ -37,6 +42,23 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+def lock_data_dir(run_dir: Path) -> int | None:
+    """Hold ``run/server.lock`` while serving (one server per data dir); None if taken.
+
+    Two servers on one data dir would both adopt the host's sessions and
+    both start agents for one conversation.
+    """
+    fd = os.open(prepare_run_dir(run_dir) / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     """Serve until SIGINT/SIGTERM; return the process exit code."""
     try:
@@ -44,6 +66,16 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     except ValidationError as exc:
         print(f"agentpty: invalid settings: {exc}", file=sys.stderr)
         return 2
+    # Same-user processes (agents included) cannot read our environment
+    # (the token may be there) or memory through /proc.
+    prctl(PR_SET_DUMPABLE, 0)
+    if lock_data_dir(settings.run_dir) is None:
+        print(
+            f"agentpty: another agentpty server is using the data dir {settings.data_dir}; "
+            "stop it first, or give this one another --data-dir",
+            file=sys.stderr,
+        )
+        return 1
     token = load_or_create_token(settings)
     try:
         services = Services.build(settings)

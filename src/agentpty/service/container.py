@@ -15,6 +15,8 @@ from agentpty.agents.base import AgentProfile, agent_env
 from agentpty.agents.claude import ClaudeProfile
 from agentpty.agents.shell import ShellProfile
 from agentpty.config import Settings
+from agentpty.host.client import HostClient
+from agentpty.service.adoption import AdoptionService
 from agentpty.service.milestones import MilestoneService
 from agentpty.service.projects import ProjectService
 from agentpty.service.runs import RunService
@@ -23,7 +25,9 @@ from agentpty.service.tasks import OwnedTasks
 from agentpty.store import open_store
 from agentpty.store.base import Store
 from agentpty.terminal.delivery import ReadyPolicy
+from agentpty.terminal.hosted import hosted_factory
 from agentpty.terminal.manager import SessionManager
+from agentpty.terminal.process import ProcessFactory, local_process
 from agentpty.terminal.session import SessionLimits
 
 __all__ = ["Services", "build_profiles", "write_hook_settings"]
@@ -68,7 +72,10 @@ class Services:
     sessions: SessionService
     milestones: MilestoneService
     runs: RunService
+    #: The session host connection (None: agents are this server's children).
+    host: HostClient | None = None
     tasks: OwnedTasks = field(default_factory=OwnedTasks)
+    _opened: bool = False
 
     @classmethod
     def build(cls, settings: Settings, profiles: dict[str, AgentProfile] | None = None) -> Services:
@@ -78,6 +85,11 @@ class Services:
         )
         store = open_store(settings.database_url)
         manager = SessionManager()
+        host: HostClient | None = None
+        factory: ProcessFactory = local_process
+        if settings.session_host:
+            host = HostClient(settings.run_dir, ring_size=settings.host_ring_size)
+            factory = hosted_factory(host)
         sessions = SessionService(
             store,
             profiles,
@@ -89,6 +101,8 @@ class Services:
                 timeout=settings.ready_timeout,
                 submit_pause=settings.submit_pause,
             ),
+            process_factory=factory,
+            detach_on_shutdown=host is not None and not settings.stop_on_shutdown,
         )
         projects = ProjectService(store, profiles, settings.workspaces, default_agent)
         milestones = MilestoneService(
@@ -98,20 +112,26 @@ class Services:
             new_milestone_command=settings.new_milestone_command,
         )
         runs = RunService(store, sessions)
-        return cls(settings, store, manager, projects, sessions, milestones, runs)
+        return cls(settings, store, manager, projects, sessions, milestones, runs, host)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in a task owned by the services (cancelled on close, errors logged)."""
         self.tasks.spawn(coro, name)
 
     async def open(self) -> None:
+        """Open the store, then adopt the sessions the session host kept. Idempotent."""
         await self.store.open()
+        if self.host is not None and not self._opened:
+            self._opened = True
+            await AdoptionService(self.store, self.sessions, self.host).adopt_all()
 
     async def close(self) -> None:
         """Stop every session, then the store. Idempotent."""
         await self.tasks.close()
         await self.runs.shutdown()
         await self.sessions.shutdown()
+        if self.host is not None:
+            self.host.close()
         await self.store.close()
 
     async def delete_project(self, project_id: str) -> None:

@@ -1,0 +1,148 @@
+"""The keeper: a tiny per-session process, forked from the host, parent of the agent.
+
+It makes itself a child subreaper, so every process the agent starts (``nohup``
+jobs, ``setsid`` and double-forked daemons included) stays its descendant
+until reaped: "the session's processes" are the keeper's descendants (and its
+cgroup's members, where there is one). It forks the agent on the PTY slave,
+reports the agent's pid, reaps everything, and exits, with the agent's exit
+code, once no descendant is left. If the host dies, the keeper gets SIGTERM
+(``PR_SET_PDEATHSIG``), kills its whole tree and exits: no agent outlives its host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import gc
+import os
+import signal
+import struct
+import termios
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from agentpty.host.containment import kill_all
+
+__all__ = ["PID_RECORD", "exit_code_of", "prctl", "spawn_keeper"]
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+#: What the keeper and the agent write on the status pipe: a tag and an int.
+PID_RECORD = struct.Struct(">ci")
+
+_libc: ctypes.CDLL | None = None
+
+
+def prctl(option: int, value: int) -> None:
+    """``prctl(2)`` with one argument; raises ``OSError`` on failure."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.prctl(option, value, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+def exit_code_of(status: int) -> int:
+    """Shell convention: a process killed by signal N exits with 128 + N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def spawn_keeper(
+    argv: Sequence[str],
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    slave: int,
+    status: int,
+    cgroup: Path | None,
+) -> int:
+    """Fork the keeper (which forks the agent); return the keeper's pid.
+
+    ``status`` is the write end of a pipe: the keeper writes ``b"P"`` + the
+    agent's pid, the agent ``b"E"`` + errno if it cannot exec; EOF means
+    the agent exec'd (or died).
+    """
+    host = os.getpid()
+    # Objects frozen before fork are never touched by the child's GC: its
+    # pages stay shared with the host, and the keeper stays small.
+    gc.freeze()
+    pid = os.fork()
+    if pid:
+        gc.unfreeze()
+        return pid
+    try:  # pragma: no cover - runs in the keeper
+        _keeper(host, list(argv), cwd, dict(env), slave, status, cgroup)
+    finally:
+        os._exit(126)
+
+
+def _keeper(  # pragma: no cover - runs in the keeper
+    host: int,
+    argv: list[str],
+    cwd: str,
+    env: dict[str, str],
+    slave: int,
+    status: int,
+    cgroup: Path | None,
+) -> None:
+    gc.disable()
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+
+    def host_died(signum: int, frame: object) -> None:
+        kill_all(os.getpid(), cgroup)
+        os._exit(128 + signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, host_died)
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != host:  # the host died before the line above
+        os._exit(1)
+    # Nothing of the host's (its sockets, other sessions' PTYs) stays open here.
+    keep = sorted({slave, status})
+    os.closerange(3, keep[0])
+    for low, high in zip(keep, [*keep[1:], 65536], strict=True):
+        os.closerange(low + 1, high)
+    agent = os.fork()
+    if agent == 0:
+        _agent(argv, cwd, env, slave, status, cgroup)
+    os.close(slave)
+    os.write(status, PID_RECORD.pack(b"P", agent))
+    os.close(status)
+    code = 1
+    while True:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break  # no descendant left: the session is over
+        if pid == agent:
+            code = exit_code_of(wait_status)
+    os._exit(code)
+
+
+def _agent(  # pragma: no cover - runs in the agent before exec
+    argv: list[str], cwd: str, env: dict[str, str], slave: int, status: int, cgroup: Path | None
+) -> None:
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        # Python ignores these; an exec'd program must start with the defaults.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        if cgroup is not None:
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        if slave > 2:
+            os.close(slave)
+        os.chdir(cwd)
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        os.write(status, PID_RECORD.pack(b"E", exc.errno or 0))
+    os._exit(127)
