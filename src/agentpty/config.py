@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         description="stop every agent when the server shuts down (the old behaviour); by "
         "default the server detaches and agents keep running in the session host",
     )
+    session_cgroups: bool = Field(
+        True,
+        description="put each hosted session in a cgroup v2 of its own where the machine "
+        "allows it (stop kills it with cgroup.kill); false: find processes by walking the tree",
+    )
     host_ring_size: int = Field(
         1024 * 1024,
         ge=4096,

@@ -18,7 +18,7 @@ from agentpty.api.app import create_app
 from agentpty.config import Settings, load_or_create_token, mask_url
 from agentpty.domain.errors import AgentptyError
 from agentpty.host.client import prepare_run_dir
-from agentpty.host.keeper import PR_SET_DUMPABLE, prctl
+from agentpty.secrets_guard import protect_process
 from agentpty.service.container import Services
 
 __all__ = ["RedactSecrets", "lock_data_dir", "run"]
@@ -68,7 +68,7 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         return 2
     # Same-user processes (agents included) cannot read our environment
     # (the token may be there) or memory through /proc.
-    prctl(PR_SET_DUMPABLE, 0)
+    protect_process()
     if lock_data_dir(settings.run_dir) is None:
         print(
             f"agentpty: another agentpty server is using the data dir {settings.data_dir}; "

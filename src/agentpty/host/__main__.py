@@ -1,4 +1,4 @@
-"""``python -m agentpty.host RUN_DIR``: start the session host of one data dir, detached.
+"""``python -m agentpty.host RUN_DIR [RING_SIZE [cgroups|no-cgroups]]``: start the session host of one data dir, detached.
 
 The process the server starts forks the daemon and exits once the daemon
 listens (status 0), or is found already running, so the server never has a
@@ -52,8 +52,8 @@ def _listen(run_dir: Path) -> socket.socket:
     return sock
 
 
-async def _serve(sock: socket.socket, ring_size: int) -> None:
-    host = Host(ring_size)
+async def _serve(sock: socket.socket, ring_size: int, cgroups: bool) -> None:
+    host = Host(ring_size, cgroups=cgroups)
     loop = asyncio.get_running_loop()
     server = await loop.create_unix_server(lambda: Connection(host), sock=sock)
     # SIGTERM ends the host cleanly: every session's tree is killed, cgroups removed.
@@ -71,6 +71,7 @@ async def _serve(sock: socket.socket, ring_size: int) -> None:
 def main() -> int:
     run_dir = Path(sys.argv[1]).resolve()
     ring_size = int(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_RING
+    cgroups = sys.argv[3] != "no-cgroups" if len(sys.argv) > 3 else True
     ready_r, ready_w = os.pipe()
     if os.fork():
         os.close(ready_w)
@@ -92,7 +93,7 @@ def main() -> int:
         return 1
     os.write(ready_w, b"ok")
     os.close(ready_w)
-    asyncio.run(_serve(sock, ring_size))
+    asyncio.run(_serve(sock, ring_size, cgroups))
     return 0
 
 

@@ -93,9 +93,13 @@ class _Protocol(asyncio.Protocol):
 class HostClient:
     """One server's connection to the session host of its data dir."""
 
-    def __init__(self, run_dir: Path, *, ring_size: int = 1024 * 1024) -> None:
+    def __init__(
+        self, run_dir: Path, *, ring_size: int = 1024 * 1024, cgroups: bool = True
+    ) -> None:
         self.run_dir = run_dir
         self.ring_size = ring_size
+        #: Whether a host this client starts may use cgroups (a running host keeps its choice).
+        self.cgroups = cgroups
         self.host_pid: int | None = None
         self.containment: str | None = None
         self._protocol: _Protocol | None = None
@@ -157,6 +161,7 @@ class HostClient:
                 "agentpty.host",
                 str(self.run_dir),
                 str(self.ring_size),
+                "cgroups" if self.cgroups else "no-cgroups",
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,

@@ -71,11 +71,11 @@ class Connection(asyncio.Protocol):
 class Host:
     """Every session of one data dir. Exits (``done``) when it has none and no client."""
 
-    def __init__(self, ring_size: int) -> None:
+    def __init__(self, ring_size: int, *, cgroups: bool = True) -> None:
         self.ring_size = ring_size
         self.sessions: dict[str, HostSession] = {}
         self.connections: set[Connection] = set()
-        self.cgroups = Cgroups.create()
+        self.cgroups = Cgroups.create() if cgroups else None
         log.info(
             "host %d: containment %s",
             os.getpid(),

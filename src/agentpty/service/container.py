@@ -88,7 +88,11 @@ class Services:
         host: HostClient | None = None
         factory: ProcessFactory = local_process
         if settings.session_host:
-            host = HostClient(settings.run_dir, ring_size=settings.host_ring_size)
+            host = HostClient(
+                settings.run_dir,
+                ring_size=settings.host_ring_size,
+                cgroups=settings.session_cgroups,
+            )
             factory = hosted_factory(host)
         sessions = SessionService(
             store,
