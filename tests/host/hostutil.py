@@ -16,7 +16,7 @@ import websockets
 
 from tests.helpers import TOKEN, TermClient, start_server_process, timeout
 
-__all__ = ["ServerProcess", "alive_with_arg", "server_process", "ticks"]
+__all__ = ["ServerProcess", "alive_with_arg", "running", "server_process", "ticks"]
 
 
 class ServerProcess:
@@ -86,6 +86,15 @@ def alive_with_arg(arg: str) -> list[int]:
         if arg.encode() in argv and stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X"):
             found.append(int(entry))
     return found
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` is a live process (not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
 def ticks(text: str) -> list[int]:

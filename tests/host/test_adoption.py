@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agentpty.host.client import host_pid
 from tests.helpers import eventually, timeout
-from tests.host.hostutil import server_env, server_process, session_info, ticks
+from tests.host.hostutil import running, server_env, server_process, session_info, ticks
 
 COUNTER = 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.1; done\r'
 
@@ -88,7 +88,7 @@ async def test_host_killed_is_noticed_and_next_attach_starts_again(data_dir: Pat
 
 
 async def _gone(pid: int) -> bool:
-    return not Path(f"/proc/{pid}").exists() or b"Z" in Path(f"/proc/{pid}/stat").read_bytes()[-60:]
+    return not running(pid)
 
 
 async def test_second_server_on_one_data_dir_refuses_clearly(data_dir: Path) -> None:
@@ -122,7 +122,7 @@ async def test_shutdown_detaches_and_the_next_server_adopts(data_dir: Path) -> N
             await term.type("echo before-restart\r")
             await term.read_until("before-restart")
         assert await first.terminate() in (0, -signal.SIGTERM)
-    assert Path(f"/proc/{pid}").exists()
+    assert running(pid)
     async with server_process(data_dir) as second, second.terminal(project) as term:
         assert (await term.recv_type("status"))["pid"] == pid
         await term.read_until("before-restart")

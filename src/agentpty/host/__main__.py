@@ -1,4 +1,6 @@
-"""``python -m agentpty.host RUN_DIR [RING_SIZE [cgroups|no-cgroups]]``: start the session host of one data dir, detached.
+"""``python -m agentpty.host RUN_DIR [RING_SIZE [cgroups|no-cgroups]]``: the session host.
+
+Starts the host of one data dir, detached.
 
 The process the server starts forks the daemon and exits once the daemon
 listens (status 0), or is found already running, so the server never has a
