@@ -144,7 +144,10 @@ class HostClient:
                 os.close(fd)
         self._protocol = protocol
         self._closing = False
-        hello = await self.request("hello")
+        try:
+            hello = await self.request("hello")
+        except HostLost:
+            return False  # it was exiting (nothing left to run): start another if asked
         self.host_pid = int(hello["pid"])
         self.containment = str(hello["containment"])
         log.info("session host pid %s (containment: %s)", self.host_pid, self.containment)
@@ -233,7 +236,7 @@ class HostClient:
         for future in self._replies.values():
             if not future.done():
                 future.set_exception(HostLost("the session host closed the connection"))
-        if self._closing:
+        if self._closing or not self._handlers:
             return
         log.error("lost the session host (pid %s): its sessions are gone", self.host_pid)
         handlers = list(self._handlers.values())
@@ -265,10 +268,12 @@ async def stop_all(run_dir: Path, reason: str = "stop all") -> dict[str, int] | 
     server to record.
     """
     client = HostClient(run_dir)
-    if not await client.connect(start=False):
-        return None
     try:
+        if not await client.connect(start=False):
+            return None
         reply = await client.request("stop_all", reason=reason)
+    except HostLost:
+        return None  # it exited meanwhile (a host with nothing left to run ends itself)
     finally:
         client.close()
     return {str(key): int(code) for key, code in reply["stopped"].items()}
