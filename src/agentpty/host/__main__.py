@@ -10,7 +10,6 @@ Stdout and stderr (the log) are whatever the server opened: ``run/host.log``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import logging
@@ -20,7 +19,7 @@ import socket
 import sys
 from pathlib import Path
 
-from agentpty.host.daemon import Connection, Host
+from agentpty.host.zygote import Zygote
 
 DEFAULT_RING = 1024 * 1024
 
@@ -54,8 +53,12 @@ def _listen(run_dir: Path) -> socket.socket:
     return sock
 
 
-async def _serve(sock: socket.socket, ring_size: int, cgroups: bool) -> None:
-    host = Host(ring_size, cgroups=cgroups)
+async def _serve(sock: socket.socket, zygote: Zygote, ring_size: int, cgroups: bool) -> None:
+    import asyncio
+
+    from agentpty.host.daemon import Connection, Host
+
+    host = Host(ring_size, zygote, cgroups=cgroups)
     loop = asyncio.get_running_loop()
     server = await loop.create_unix_server(lambda: Connection(host), sock=sock)
     # SIGTERM ends the host cleanly: every session's tree is killed, cgroups removed.
@@ -95,7 +98,11 @@ def main() -> int:
         return 1
     os.write(ready_w, b"ok")
     os.close(ready_w)
-    asyncio.run(_serve(sock, ring_size, cgroups))
+    # The zygote is forked before asyncio and the daemon are imported: it stays small.
+    zygote = Zygote()
+    import asyncio
+
+    asyncio.run(_serve(sock, zygote, ring_size, cgroups))
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from agentpty.host.codec import Decoder, Kind, ProtocolError, encode_control, encode_data
 from agentpty.host.containment import Cgroups
 from agentpty.host.session import HostSession
+from agentpty.host.zygote import Zygote
 
 __all__ = ["Connection", "Host"]
 
@@ -71,8 +72,9 @@ class Connection(asyncio.Protocol):
 class Host:
     """Every session of one data dir. Exits (``done``) when it has none and no client."""
 
-    def __init__(self, ring_size: int, *, cgroups: bool = True) -> None:
+    def __init__(self, ring_size: int, zygote: Zygote, *, cgroups: bool = True) -> None:
         self.ring_size = ring_size
+        self.zygote = zygote
         self.sessions: dict[str, HostSession] = {}
         self.connections: set[Connection] = set()
         self.cgroups = Cgroups.create() if cgroups else None
@@ -194,6 +196,7 @@ class Host:
         session = HostSession(
             key,
             message,
+            zygote=self.zygote,
             cgroup=cgroup,
             ring_size=int(message.get("ring_size") or self.ring_size),
             on_output=self._output,

@@ -1,4 +1,4 @@
-"""The keeper: a tiny per-session process, forked from the host, parent of the agent.
+"""The keeper: a tiny per-session process, forked from the host's zygote, parent of the agent.
 
 It makes itself a child subreaper, so every process the agent starts (``nohup``
 jobs, ``setsid`` and double-forked daemons included) stays its descendant
@@ -57,39 +57,38 @@ def spawn_keeper(
     env: Mapping[str, str],
     slave: int,
     status: int,
+    exit_pipe: int,
     cgroup: Path | None,
 ) -> int:
     """Fork the keeper (which forks the agent); return the keeper's pid.
 
     ``status`` is the write end of a pipe: the keeper writes ``b"P"`` + the
     agent's pid, the agent ``b"E"`` + errno if it cannot exec; EOF means
-    the agent exec'd (or died).
+    the agent exec'd (or died). On ``exit_pipe`` the keeper writes ``b"X"``
+    + the agent's exit code when no descendant is left; EOF means the keeper
+    is gone (without ``X``: it was killed).
     """
-    host = os.getpid()
-    # Objects frozen before fork are never touched by the child's GC: its
-    # pages stay shared with the host, and the keeper stays small.
-    gc.freeze()
+    parent = os.getpid()
     pid = os.fork()
     if pid:
-        gc.unfreeze()
         return pid
     try:  # pragma: no cover - runs in the keeper
-        _keeper(host, list(argv), cwd, dict(env), slave, status, cgroup)
+        _keeper(parent, list(argv), cwd, dict(env), slave, status, exit_pipe, cgroup)
     finally:
         os._exit(126)
 
 
 def _keeper(  # pragma: no cover - runs in the keeper
-    host: int,
+    parent: int,
     argv: list[str],
     cwd: str,
     env: dict[str, str],
     slave: int,
     status: int,
+    exit_pipe: int,
     cgroup: Path | None,
 ) -> None:
     gc.disable()
-    signal.set_wakeup_fd(-1)
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
 
@@ -100,10 +99,10 @@ def _keeper(  # pragma: no cover - runs in the keeper
     signal.signal(signal.SIGTERM, host_died)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != host:  # the host died before the line above
+    if os.getppid() != parent:  # the host died before the line above
         os._exit(1)
     # Nothing of the host's (its sockets, other sessions' PTYs) stays open here.
-    keep = sorted({slave, status})
+    keep = sorted({slave, status, exit_pipe})
     os.closerange(3, keep[0])
     for low, high in zip(keep, [*keep[1:], 65536], strict=True):
         os.closerange(low + 1, high)
@@ -121,6 +120,7 @@ def _keeper(  # pragma: no cover - runs in the keeper
             break  # no descendant left: the session is over
         if pid == agent:
             code = exit_code_of(wait_status)
+    os.write(exit_pipe, PID_RECORD.pack(b"X", code))
     os._exit(code)
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from agentpty.host import containment
-from agentpty.host.keeper import PID_RECORD, spawn_keeper
+from agentpty.host.keeper import PID_RECORD
+from agentpty.host.zygote import Zygote
 
 __all__ = ["HostSession"]
 
@@ -38,6 +39,7 @@ class HostSession:
         key: str,
         spec: dict[str, Any],
         *,
+        zygote: Zygote,
         cgroup: Path | None,
         ring_size: int,
         on_output: Callable[[HostSession, bytes], None],
@@ -50,6 +52,7 @@ class HostSession:
         self.idle_timeout: float | None = spec.get("idle_timeout")
         self.grace = float(spec.get("grace", 3.0))
         self.cgroup = cgroup
+        self._zygote = zygote
         self.containment = "cgroup" if cgroup is not None else "process-tree"
         self.ring = bytearray()
         self.ring_size = ring_size
@@ -71,7 +74,8 @@ class HostSession:
         self._master = -1
         self._status = -1
         self._status_data = bytearray()
-        self._keeper_fd = -1
+        self._exit_pipe = -1
+        self._exit_data = bytearray()
         self._leader_fd = -1
         self._reading = False
         self._out = bytearray()
@@ -85,24 +89,22 @@ class HostSession:
         master, slave = os.openpty()
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", self.rows, self.cols, 0, 0))
         status_r, status_w = os.pipe()
+        exit_r, exit_w = os.pipe()
         try:
-            self.keeper = spawn_keeper(
-                self.argv,
-                cwd=str(self._spec["cwd"]),
-                env=dict(self._spec.get("env") or {}),
-                slave=slave,
-                status=status_w,
-                cgroup=self.cgroup,
-            )
+            self.keeper = self._zygote.spawn(self._spec, [slave, status_w, exit_w], self.cgroup)
+        except OSError:
+            for fd in (master, status_r, exit_r):
+                os.close(fd)
+            raise
         finally:
-            os.close(slave)
-            os.close(status_w)
+            for fd in (slave, status_w, exit_w):
+                os.close(fd)
         os.set_blocking(master, False)
         self._master = master
         self._status = status_r
         self._loop.add_reader(status_r, self._status_ready)
-        self._keeper_fd = os.pidfd_open(self.keeper)
-        self._loop.add_reader(self._keeper_fd, self._keeper_exited)
+        self._exit_pipe = exit_r
+        self._loop.add_reader(exit_r, self._exit_ready)
         self.resume_reading()
 
     def _status_ready(self) -> None:
@@ -263,14 +265,21 @@ class HostSession:
             log.info("session %s: still running after %.1f s: SIGKILL", self.key, self.grace)
             containment.kill_all(self.keeper, self.cgroup)
 
-    def _keeper_exited(self) -> None:
-        self._loop.remove_reader(self._keeper_fd)
-        os.close(self._keeper_fd)
-        self._keeper_fd = -1
-        _, status = os.waitpid(self.keeper, 0)
-        # The keeper exits once it has no descendant: this is the final sweep's proof.
-        code = os.waitstatus_to_exitcode(status)
-        self.exit_code = 128 - code if code < 0 else code
+    def _exit_ready(self) -> None:
+        data = os.read(self._exit_pipe, 64)
+        if data:
+            self._exit_data += data
+            return
+        # EOF: the keeper is gone. It exits once it has no descendant left
+        # (it is their subreaper): this is the final sweep's proof.
+        self._loop.remove_reader(self._exit_pipe)
+        os.close(self._exit_pipe)
+        self._exit_pipe = -1
+        if len(self._exit_data) >= PID_RECORD.size:
+            _, code = PID_RECORD.unpack_from(self._exit_data)
+        else:  # killed before it could say: the host's own kill_now, or an outsider
+            code = 128 + signal.SIGKILL
+        self.exit_code = code
         if self._status >= 0:
             self._status_ready()
         if self._leader_fd >= 0:

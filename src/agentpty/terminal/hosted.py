@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentpty.domain.errors import SessionStartError
-from agentpty.host.client import HostClient, HostError
+from agentpty.host.client import HostClient, HostError, HostLost
 
 __all__ = ["HOST_LOST_EXIT", "HostedProcess", "hosted_factory"]
 
@@ -129,7 +129,9 @@ class HostedProcess:
 
     def write(self, data: bytes) -> None:
         if self.exit_code is None:
-            self.client.send_input(self.key, data)
+            # A lost host is reported to the session through host_lost().
+            with contextlib.suppress(HostLost):
+                self.client.send_input(self.key, data)
 
     def resize(self, rows: int, cols: int) -> None:
         self.rows, self.cols = rows, cols
