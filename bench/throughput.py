@@ -55,7 +55,7 @@ PIPELINE = "yes $(printf %098d 0) | head -n {lines}"
 #: What a resync frame starts with (the server clears the client's screen first).
 RESET = "\x1bc"
 ROWS, COLS = 24, 120
-BUDGET_RATIO = 0.60
+BUDGET_RATIO = 0.65
 #: The budget applies to what a browser gets (it offers permessage-deflate);
 #: the uncompressed variant shows what compression costs.
 VARIANTS: tuple[Compression, ...] = ("deflate", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from agentpty.domain.errors import AgentptyError, NotFound
@@ -42,10 +43,16 @@ class AdoptionService:
         except HostError as exc:
             log.error("cannot list the session host's sessions: %s", exc)
             return 0
+        started = time.perf_counter()
         results = await asyncio.gather(*(self._adopt(info) for info in listed))
         adopted = sum(results)
         if listed:
-            log.info("adopted %d of %d session(s) from the session host", adopted, len(listed))
+            log.info(
+                "adopted %d of %d session(s) from the session host in %.3f s",
+                adopted,
+                len(listed),
+                time.perf_counter() - started,
+            )
         return adopted
 
     async def _adopt(self, info: dict[str, Any]) -> bool:
