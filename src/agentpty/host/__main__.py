@@ -98,7 +98,7 @@ def main() -> int:
         return 1
     os.write(ready_w, b"ok")
     os.close(ready_w)
-    # The zygote is forked before asyncio and the daemon are imported: it stays small.
+    # Started before asyncio and the daemon are imported: nothing of theirs to copy.
     zygote = Zygote()
     import asyncio
 

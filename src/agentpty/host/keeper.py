@@ -11,6 +11,8 @@ code, once no descendant is left. If the host dies, the keeper gets SIGTERM
 
 from __future__ import annotations
 
+# Only small modules: the zygote imports this module, and every page of
+# the zygote a keeper writes to becomes the keeper's own.
 import ctypes
 import fcntl
 import gc
@@ -18,10 +20,11 @@ import os
 import signal
 import struct
 import termios
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-from agentpty.host.containment import kill_all
+#: Not ``typing.TYPE_CHECKING``: importing typing costs the zygote pages.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["PID_RECORD", "exit_code_of", "prctl", "spawn_keeper"]
 
@@ -58,7 +61,7 @@ def spawn_keeper(
     slave: int,
     status: int,
     exit_pipe: int,
-    cgroup: Path | None,
+    cgroup: str | None,
 ) -> int:
     """Fork the keeper (which forks the agent); return the keeper's pid.
 
@@ -86,14 +89,14 @@ def _keeper(  # pragma: no cover - runs in the keeper
     slave: int,
     status: int,
     exit_pipe: int,
-    cgroup: Path | None,
+    cgroup: str | None,
 ) -> None:
     gc.disable()
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
 
     def host_died(signum: int, frame: object) -> None:
-        kill_all(os.getpid(), cgroup)
+        _kill_tree(os.getpid(), cgroup)
         os._exit(128 + signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, host_died)
@@ -124,8 +127,43 @@ def _keeper(  # pragma: no cover - runs in the keeper
     os._exit(code)
 
 
+def _kill_tree(root: int, cgroup: str | None) -> None:  # pragma: no cover - in the keeper
+    """SIGKILL the cgroup and every descendant of ``root`` (the host's containment module,
+    without its imports), until a pass finds nobody.
+    """
+    if cgroup is not None:
+        try:
+            with open(f"{cgroup}/cgroup.kill", "w") as handle:
+                handle.write("1")
+        except OSError:
+            pass
+    for _ in range(1000):
+        stack, found = [root], 0
+        while stack:
+            parent = stack.pop()
+            children: list[int] = []
+            try:
+                for task in os.listdir(f"/proc/{parent}/task"):
+                    with open(f"/proc/{parent}/task/{task}/children") as handle:
+                        children += [int(pid) for pid in handle.read().split()]
+            except OSError:
+                pass
+            for child in children:
+                try:
+                    with open(f"/proc/{child}/stat", "rb") as handle:
+                        stat = handle.read()
+                    if stat[stat.rfind(b")") + 2 :][:1] != b"Z":
+                        os.kill(child, signal.SIGKILL)
+                        found += 1
+                except OSError:
+                    pass
+                stack.append(child)
+        if not found:
+            return
+
+
 def _agent(  # pragma: no cover - runs in the agent before exec
-    argv: list[str], cwd: str, env: dict[str, str], slave: int, status: int, cgroup: Path | None
+    argv: list[str], cwd: str, env: dict[str, str], slave: int, status: int, cgroup: str | None
 ) -> None:
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -134,7 +172,8 @@ def _agent(  # pragma: no cover - runs in the agent before exec
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         if cgroup is not None:
-            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+            with open(f"{cgroup}/cgroup.procs", "w") as handle:
+                handle.write(str(os.getpid()))
         os.setsid()
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
         for fd in (0, 1, 2):
