@@ -2,3 +2,5 @@
 
 Kept free of heavy imports: ``python -m agentpty.host`` must stay small.
 """
+
+__all__: list[str] = []

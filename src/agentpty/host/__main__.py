@@ -21,6 +21,8 @@ from pathlib import Path
 
 from agentpty.host.zygote import Zygote
 
+__all__ = ["main"]
+
 DEFAULT_RING = 1024 * 1024
 
 

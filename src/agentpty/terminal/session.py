@@ -216,7 +216,11 @@ class TerminalSession:
         """Follow a process that is already running; its recent output rebuilds the screen."""
         self._loop = asyncio.get_running_loop()
         self.state = SessionState.RUNNING
-        await self._process.adopt()
+        try:
+            await self._process.adopt()
+        except BaseException:
+            self.state = SessionState.NONE  # not live: the next attach starts a session
+            raise
         if self._process.exit_code is None:
             self._started()
 
