@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import TOKEN
+from tests.helpers import TOKEN, make_settings, serve
 from tests.host.hostutil import server_process
 
 
@@ -29,3 +29,29 @@ async def test_agent_cannot_read_the_token_from_proc(data_dir: Path) -> None:
         # 0 matches, or nothing readable at all (non-dumpable, no CAP_SYS_PTRACE).
         assert "server=0 " in result or "server= " in result, result
         assert TOKEN not in output
+
+
+async def test_agent_cannot_drive_the_session_host(data_dir: Path) -> None:
+    """A process of a session connecting to the host's socket is cut off before any reply."""
+    async with serve(make_settings(data_dir)) as server:
+        project = await server.create_project()
+        probe = (
+            "import json,socket,struct; s=socket.socket(socket.AF_UNIX); s.connect('host.sock'); "
+            "p=json.dumps({'id':1,'op':'list'}).encode(); "
+            "s.sendall(struct.pack('>IB',len(p),1)+p); print('REP'+'LY', len(s.recv(65536)))"
+        )
+        async with server.terminal(project) as term:
+            await term.recv_type("status")
+            await term.type(
+                f'cd {data_dir / "run"} && python3 -c "{probe}"; echo PROBE-$((40+2))\r'
+            )
+            output = await term.read_until("PROBE-42")
+        result = output[output.rindex("REP'+'LY") :]
+        # Reset by the host, or closed: no reply either way.
+        assert "ConnectionResetError" in result or "REPLY 0\r\n" in result, result
+        assert "REPLY " not in result.replace("REPLY 0", ""), result
+        # The host still serves its server.
+        async with server.terminal(project) as term:
+            await term.recv_type("status")
+            await term.type("echo still-here\r")
+            await term.read_until("still-here\r\n")

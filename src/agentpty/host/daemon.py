@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import signal
+import socket
+import struct
 from typing import Any
 
 from agentpty.host.codec import Decoder, Kind, ProtocolError, encode_control, encode_data
@@ -13,11 +15,36 @@ from agentpty.host.containment import Cgroups
 from agentpty.host.session import HostSession
 from agentpty.host.zygote import Zygote
 
-__all__ = ["Connection", "Host"]
+__all__ = ["Connection", "Host", "descends_from", "peer_pid"]
 
 log = logging.getLogger(__name__)
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
+
+
+def peer_pid(transport: asyncio.BaseTransport) -> int | None:
+    """The pid of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family != socket.AF_UNIX:
+        return None
+    pid, _, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return int(pid) or None
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """True if ``ancestor`` is among the parents of ``pid`` (or is ``pid``)."""
+    seen = set()
+    while pid > 1 and pid not in seen:
+        if pid == ancestor:
+            return True
+        seen.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            return False
+        pid = int(stat[stat.rfind(b")") + 2 :].split()[1])
+    return False
 
 
 class Connection(asyncio.Protocol):
@@ -33,6 +60,12 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        peer = peer_pid(transport)
+        if peer is not None and descends_from(peer, os.getpid()):
+            # An agent (or anything it started) must not drive other sessions.
+            log.warning("refused a connection from pid %s, a process of a session", peer)
+            transport.abort()
+            return
         self.host.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
