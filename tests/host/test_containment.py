@@ -81,7 +81,13 @@ async def test_idle_stop_leaves_no_process(data_dir: Path, mode: str) -> None:
             return bool(info["state"] == "exited")
 
         await eventually(exited)
-        assert not survivors(args)
+
+        # The session is exited when its agent is; what the agent left is then
+        # stopped (SIGKILL after the grace period).
+        async def none_left() -> bool:
+            return not survivors(args)
+
+        await eventually(none_left, wait=10)
         async with server.http() as http:
             events = (await http.get(f"/api/output-projects/{project}/events")).json()["events"]
         assert [e["detail"]["reason"] for e in events if e["kind"] == "exited"] == ["idle"]

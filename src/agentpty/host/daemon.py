@@ -117,6 +117,7 @@ class Host:
             f"cgroup v2 ({self.cgroups.base})" if self.cgroups else "process-tree",
         )
         self.done = asyncio.get_running_loop().create_future()
+        self._starts = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- events from sessions
@@ -127,10 +128,9 @@ class Host:
             if session.key in connection.attached:
                 connection.send(frame)
 
-    def _exited(self, session: HostSession) -> None:
+    def _ended(self, session: HostSession) -> None:
+        """The agent exited: tell the clients following it (the rest is being stopped)."""
         if session.start_error is not None:
-            self.sessions.pop(session.key, None)
-            self._maybe_done()
             return
         event = {
             "event": "exited",
@@ -141,6 +141,14 @@ class Host:
         for connection in self.connections:
             if session.key in connection.attached:
                 connection.send(encode_control(Kind.EVENT, event))
+
+    def _gone(self, session: HostSession) -> None:
+        """No process of the session is left; forget it if nobody needs its exit any more."""
+        if (session.start_error is not None or session.acked) and self.sessions.get(
+            session.key
+        ) is session:
+            del self.sessions[session.key]
+        self._maybe_done()
 
     def update_reading(self, connection: Connection) -> None:
         for key in connection.attached:
@@ -216,16 +224,18 @@ class Host:
         )
 
     def op_list(self, connection: Connection, request_id: Any, message: dict[str, Any]) -> None:
-        infos = [s.info() for s in self.sessions.values() if s.start_error is None]
+        infos = [s.info() for s in self.sessions.values() if s.start_error is None and not s.acked]
         connection.reply(request_id, sessions=infos)
 
     def op_spawn(self, connection: Connection, request_id: Any, message: dict[str, Any]) -> None:
         key = str(message["key"])
         old = self.sessions.get(key)
-        if old is not None and old.state != "exited":
+        if old is not None and old.state in ("starting", "running"):
             connection.error(request_id, f"session {key!r} is already running in this host")
             return
-        cgroup = self.cgroups.session_dir(key) if self.cgroups else None
+        # A cgroup per start: what an earlier start of the key left may still be stopping.
+        self._starts += 1
+        cgroup = self.cgroups.session_dir(f"{key}-{self._starts}") if self.cgroups else None
         session = HostSession(
             key,
             message,
@@ -233,7 +243,8 @@ class Host:
             cgroup=cgroup,
             ring_size=int(message.get("ring_size") or self.ring_size),
             on_output=self._output,
-            on_exit=self._exited,
+            on_ended=self._ended,
+            on_exit=self._gone,
         )
         try:
             session.spawn()
@@ -260,8 +271,8 @@ class Host:
         # The ring, then live output: one loop, so nothing is lost or doubled.
         connection.send(encode_data(Kind.RING, session.key, bytes(session.ring)))
         connection.reply(request_id, **session.info())
-        if session.state == "exited":
-            self._exited(session)
+        if session.state in ("exiting", "exited"):
+            self._ended(session)
 
     def op_resize(self, connection: Connection, request_id: Any, message: dict[str, Any]) -> None:
         session = self.sessions.get(str(message["key"]))
@@ -312,5 +323,7 @@ class Host:
         session = self.sessions.get(key)
         if session is not None and session.state == "exited":
             del self.sessions[key]
+        elif session is not None and session.state == "exiting":
+            session.acked = True  # forgotten once its last process is gone
         connection.attached.discard(key)
         self._maybe_done()

@@ -67,9 +67,10 @@ def spawn_keeper(
 
     ``status`` is the write end of a pipe: the keeper writes ``b"P"`` + the
     agent's pid, the agent ``b"E"`` + errno if it cannot exec; EOF means
-    the agent exec'd (or died). On ``exit_pipe`` the keeper writes ``b"X"``
-    + the agent's exit code when no descendant is left; EOF means the keeper
-    is gone (without ``X``: it was killed).
+    the agent exec'd (or died). On ``exit_pipe`` the keeper writes ``b"L"`` +
+    the agent's exit code when it reaped the agent, and ``b"X"`` + the same
+    code when no descendant is left; EOF means the keeper is gone (without
+    ``X``: it was killed).
     """
     parent = os.getpid()
     pid = os.fork()
@@ -123,6 +124,7 @@ def _keeper(  # pragma: no cover - runs in the keeper
             break  # no descendant left: the session is over
         if pid == agent:
             code = exit_code_of(wait_status)
+            os.write(exit_pipe, PID_RECORD.pack(b"L", code))
     os.write(exit_pipe, PID_RECORD.pack(b"X", code))
     os._exit(code)
 

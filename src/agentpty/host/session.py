@@ -30,7 +30,9 @@ MAX_PENDING_INPUT = 4 * 1024 * 1024
 class HostSession:
     """A session's process tree and terminal, owned by the host.
 
-    ``on_output(session, bytes)`` runs for every read; ``on_exit(session)``
+    ``on_output(session, bytes)`` runs for every read; ``on_ended(session)`` once
+    the agent itself exited and its last output was read (what it left behind
+    is then being stopped); ``on_exit(session)``
     once the whole tree is gone (the keeper exited) and the last output was read.
     """
 
@@ -43,6 +45,7 @@ class HostSession:
         cgroup: Path | None,
         ring_size: int,
         on_output: Callable[[HostSession, bytes], None],
+        on_ended: Callable[[HostSession], None],
         on_exit: Callable[[HostSession], None],
     ) -> None:
         self.key = key
@@ -66,7 +69,10 @@ class HostSession:
         self.paused = False
         self._spec = spec
         self._on_output = on_output
+        self._on_ended = on_ended
         self._on_exit = on_exit
+        #: The server acknowledged the exit: forget the session once it is gone.
+        self.acked = False
         self._loop = asyncio.get_running_loop()
         self.last_activity = self._loop.time()
         self.started = self._loop.create_future()
@@ -76,7 +82,6 @@ class HostSession:
         self._status_data = bytearray()
         self._exit_pipe = -1
         self._exit_data = bytearray()
-        self._leader_fd = -1
         self._reading = False
         self._out = bytearray()
         self._sweeping = False
@@ -112,6 +117,18 @@ class HostSession:
         if data:
             self._status_data += data
             return
+        self._status_done()
+
+    def _finish_status(self) -> None:
+        """Read the status pipe to its end now (its writers are gone: no wait)."""
+        while self._status >= 0:
+            data = os.read(self._status, 64)
+            if not data:
+                self._status_done()
+                return
+            self._status_data += data
+
+    def _status_done(self) -> None:
         self._loop.remove_reader(self._status)
         os.close(self._status)
         self._status = -1
@@ -126,9 +143,8 @@ class HostSession:
                 self.start_error = f"cannot start {self.argv[0]!r}: {os.strerror(value)}"
         if self.pid is None and self.start_error is None:
             self.start_error = "the session's keeper failed before starting the agent"
-        if self.start_error is None:
+        if self.start_error is None and self.state == "starting":
             self.state = "running"
-            self._watch_leader()
         log.info(
             "session %s: %s (pid %s, containment %s)",
             self.key,
@@ -138,15 +154,6 @@ class HostSession:
         )
         self.started.set_result(None)
         self.arm_idle()
-
-    def _watch_leader(self) -> None:
-        assert self.pid is not None
-        try:
-            self._leader_fd = os.pidfd_open(self.pid)
-        except ProcessLookupError:
-            self._leader_exited()
-            return
-        self._loop.add_reader(self._leader_fd, self._leader_exited)
 
     # -- output
 
@@ -243,11 +250,16 @@ class HostSession:
             self.reason = reason
         self._sweep()
 
-    def _leader_exited(self) -> None:
-        if self._leader_fd >= 0:
-            self._loop.remove_reader(self._leader_fd)
-            os.close(self._leader_fd)
-            self._leader_fd = -1
+    def _agent_exited(self, code: int) -> None:
+        """The agent exited (the keeper reaped it): report it, stop what it left behind."""
+        if self.state in ("exiting", "exited"):
+            return
+        if self._status >= 0:
+            self._finish_status()
+        self.exit_code = code
+        self.state = "exiting"
+        self._drain()  # its last words go out before its exit
+        self._on_ended(self)
         # The session ends with its agent: what it left behind is stopped too.
         self._sweep()
 
@@ -269,23 +281,21 @@ class HostSession:
         data = os.read(self._exit_pipe, 64)
         if data:
             self._exit_data += data
+            # "L" + code: the agent was reaped; "X" + code: the keeper is leaving.
+            if len(self._exit_data) >= PID_RECORD.size:
+                tag, code = PID_RECORD.unpack_from(self._exit_data)
+                if tag == b"L":
+                    self._agent_exited(code)
             return
         # EOF: the keeper is gone. It exits once it has no descendant left
         # (it is their subreaper): this is the final sweep's proof.
         self._loop.remove_reader(self._exit_pipe)
         os.close(self._exit_pipe)
         self._exit_pipe = -1
-        if len(self._exit_data) >= PID_RECORD.size:
-            _, code = PID_RECORD.unpack_from(self._exit_data)
-        else:  # killed before it could say: the host's own kill_now, or an outsider
-            code = 128 + signal.SIGKILL
-        self.exit_code = code
+        # Killed before it could say: the host's own kill_now, or an outsider.
+        self._agent_exited(128 + signal.SIGKILL)
         if self._status >= 0:
-            self._status_ready()
-        if self._leader_fd >= 0:
-            self._loop.remove_reader(self._leader_fd)
-            os.close(self._leader_fd)
-            self._leader_fd = -1
+            self._finish_status()
         for handle in (self._kill_handle, self._idle_handle):
             if handle is not None:
                 handle.cancel()
@@ -316,7 +326,7 @@ class HostSession:
 
     def kill_now(self) -> None:
         """SIGKILL the whole tree at once (the host is going away)."""
-        if self.keeper > 0 and self.state != "exited":
+        if self.keeper > 0 and self._exit_pipe >= 0:
             containment.kill_all(self.keeper, self.cgroup)
 
     # -- idle policy
@@ -345,7 +355,8 @@ class HostSession:
     def info(self) -> dict[str, Any]:
         return {
             "key": self.key,
-            "state": self.state,
+            # For a client the session ended with its agent (the rest is being stopped).
+            "state": "exited" if self.state == "exiting" else self.state,
             "pid": self.pid,
             "exit_code": self.exit_code,
             "reason": self.reason,
