@@ -47,8 +47,9 @@ async def test_agent_cannot_drive_the_session_host(data_dir: Path) -> None:
             )
             output = await term.read_until("PROBE-42")
         result = output[output.rindex("REP'+'LY") :]
-        # Reset by the host, or closed: no reply either way.
-        assert "ConnectionResetError" in result or "REPLY 0\r\n" in result, result
+        # Cut off by the host (reset while sending or reading, or closed): no reply.
+        refusals = ("ConnectionResetError", "BrokenPipeError", "REPLY 0\r\n")
+        assert any(refusal in result for refusal in refusals), result
         assert "REPLY " not in result.replace("REPLY 0", ""), result
         # The host still serves its server.
         async with server.terminal(project) as term:

@@ -168,19 +168,28 @@ class HostSession:
             self._reading = True
 
     def _read_ready(self) -> None:
-        try:
-            data = os.read(self._master, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EIO:  # EIO: no slave is open any more
-                log.warning("session %s: PTY read failed: %s", self.key, exc)
-            self.pause_reading()
-            return
-        if not data:
-            self.pause_reading()
-            return
-        self._output(data)
+        # The kernel hands PTY output over a few KiB at a time: under a flood,
+        # gather what is there already into one frame (fewer frames, less CPU
+        # here and in the server); a keystroke's echo still goes at once.
+        chunks: list[bytes] = []
+        size = 0
+        while size < READ_SIZE:
+            try:
+                data = os.read(self._master, READ_SIZE - size)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EIO:  # EIO: no slave is open any more
+                    log.warning("session %s: PTY read failed: %s", self.key, exc)
+                self.pause_reading()
+                break
+            if not data:
+                self.pause_reading()
+                break
+            chunks.append(data)
+            size += len(data)
+        if chunks:
+            self._output(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _output(self, data: bytes) -> None:
         self.ring += data
