@@ -20,8 +20,9 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import attach, echo, first_screen, idle_cpu, idle_rss, stalled, throughput
+from bench import adoption, attach, echo, first_screen, idle_cpu, idle_rss, stalled, throughput
 from bench.context import Bench, Options
+from bench.host import stop_host
 from bench.report import Row, machine_line, render_table
 from bench.server import ServerProcess, Shutdown
 
@@ -56,9 +57,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         action="append",
-        choices=list(MEASUREMENTS),
+        choices=[*MEASUREMENTS, "adoption"],
         metavar="NAME",
-        help=f"run only this measurement (repeatable): {', '.join(MEASUREMENTS)}",
+        help=f"run only this measurement (repeatable): {', '.join([*MEASUREMENTS, 'adoption'])}",
     )
     parser.add_argument(
         "--results", type=Path, default=DEFAULT_RESULTS, help="where to write the table"
@@ -94,18 +95,35 @@ def _shutdown_row(shutdown: Shutdown) -> Row:
     else:
         ended = f"exit code {shutdown.exit_code}"
     return Row(
-        "server shutdown on SIGTERM",
+        "server shutdown on SIGTERM (detaches: agents stay in the session host)",
         f"{ended} after {shutdown.seconds:.2f} s; "
-        f"{shutdown.survivors} of {shutdown.children} agent processes left running",
-        f"exits within {SHUTDOWN_TIMEOUT:g} s, none left",
+        f"{shutdown.survivors} of {shutdown.children} child processes left running",
+        f"exits within {SHUTDOWN_TIMEOUT:g} s, no child left",
         shutdown.clean,
     )
+
+
+async def _adoption(workdir: Path, bench: Bench) -> tuple[list[Row], Shutdown]:
+    """Stop the server (it detaches), start another on its data dir, measure the adoption."""
+    pids: dict[str, int] = {}
+    for project in bench.fleet.project_ids if bench.fleet is not None else []:
+        info = (await bench.server.http.get(f"/api/output-projects/{project}/session")).json()
+        pids[project] = info["pid"]
+    if bench.fleet is not None:
+        await bench.fleet.close()
+        bench.fleet = None
+    shutdown = await bench.server.stop(timeout=SHUTDOWN_TIMEOUT)
+    _log(f"restarting the server to adopt {len(pids)} sessions")
+    rows, second = await adoption.measure_restart(workdir, pids)
+    await second.stop(timeout=SHUTDOWN_TIMEOUT)
+    return rows, shutdown
 
 
 async def _run(
     options: Options, selected: list[str], env: dict[str, str], source: Path | None
 ) -> list[Row]:
     results: dict[str, list[Row]] = {}
+    shutdown: Shutdown | None = None
     with tempfile.TemporaryDirectory(prefix="agentpty-bench-") as tmp:
         _log("starting the server")
         server = await ServerProcess.start(Path(tmp), extra_env=env, source=source)
@@ -127,18 +145,28 @@ async def _run(
                     )
                     results[name] = [Row(name, f"error: {exc!r}", "completes", False)]
                 _log(f"{name} done in {time.perf_counter() - started:.1f} s")
+            if "adoption" in selected and bench.fleet is not None:
+                _log("running adoption")
+                try:
+                    results["adoption"], shutdown = await _adoption(Path(tmp), bench)
+                except Exception as exc:
+                    _log(f"adoption failed:\n{traceback.format_exc()}")
+                    results["adoption"] = [Row("adoption", f"error: {exc!r}", "completes", False)]
         finally:
             if bench is not None and bench.fleet is not None:
                 await bench.fleet.close()
-            shutdown = await server.stop(timeout=SHUTDOWN_TIMEOUT)
+            if shutdown is None:
+                shutdown = await server.stop(timeout=SHUTDOWN_TIMEOUT)
+            await stop_host(server.data_dir)
     rows = [row for name in MEASUREMENTS if name in results for row in results[name]]
+    rows += results.get("adoption", [])
     return [*rows, _shutdown_row(shutdown)]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     options = Options(quick=args.quick, rounds=args.rounds)
-    selected = args.only or list(MEASUREMENTS)
+    selected = args.only or [*MEASUREMENTS, "adoption"]
     mode = "quick" if args.quick else "full"
     if args.only:
         mode += f", only {', '.join(args.only)}"

@@ -57,6 +57,10 @@ class Fleet:
     def size(self) -> int:
         return len(self._members)
 
+    @property
+    def project_ids(self) -> list[str]:
+        return [member.project_id for member in self._members]
+
     @classmethod
     async def start(cls, server: ServerProcess, size: int) -> Fleet:
         """Create ``size`` projects, attach a client to each, wait for every prompt, settle."""

@@ -130,6 +130,10 @@ class ServerProcess:
         return self.process.pid
 
     @property
+    def data_dir(self) -> Path:
+        return self.log_path.parent / "data"
+
+    @property
     def ws_url(self) -> str:
         return "ws" + self.base_url.removeprefix("http")
 
@@ -149,20 +153,24 @@ class ServerProcess:
         timeout: float = 60.0,
         extra_env: dict[str, str] | None = None,
         source: Path | None = None,
+        restart: bool = False,
     ) -> ServerProcess:
         """Start a server with its data and its shells' HOME under ``workdir``.
 
         ``extra_env`` is added to its environment (``AGENTPTY_*`` settings);
         ``source`` is another ``src`` folder (absolute) to import agentpty from (to
-        measure an earlier version with the same bench).
+        measure an earlier version with the same bench). With ``restart``, a
+        server on the data dir of an earlier one (which adopts the sessions it
+        left in the session host).
 
         Returns once the server printed its start line; raises ``RuntimeError``
         (with the end of its log) if it exits or stays silent for ``timeout`` s.
         """
         home = workdir / "home"
-        home.mkdir(parents=True)
-        (home / ".bashrc").write_text(_BASHRC)
-        log_path = workdir / "server.log"
+        if not restart:
+            home.mkdir(parents=True)
+            (home / ".bashrc").write_text(_BASHRC)
+        log_path = workdir / ("server-restart.log" if restart else "server.log")
         env = {
             **os.environ,
             "HOME": str(home),

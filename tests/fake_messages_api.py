@@ -41,11 +41,17 @@ Usage::
 
 ``api.hold_replies()`` / ``api.release_replies()`` (or ``reply_delay``) keep
 conversation requests unanswered so a test can observe the CLI while busy.
+
+Bash tool turns: a user turn whose text holds ``BASH_SLEEP <seconds>`` is
+answered with a ``tool_use`` of the Bash tool running ``sleep <seconds>``
+(then printing ``slept-<seconds>``); the request carrying its tool result gets
+the ordinary ``turn=N`` answer, which ends the turn. See ``bash_tool_command``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -57,6 +63,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "FakeMessagesAPI",
+    "bash_tool_command",
     "count_user_turns",
     "is_side_request",
     "session_id",
@@ -240,6 +247,61 @@ def _sse_events(body: JSONDict, text: str) -> list[tuple[str, JSONDict]]:
     ]
 
 
+# -- Bash tool turns (separate from the turn counter above) -------------------
+
+BASH_SLEEP = re.compile(r"BASH_SLEEP (\d+(?:\.\d+)?)")
+
+
+def bash_tool_command(body: JSONDict) -> str | None:
+    """The Bash command to request when the request ends with a ``BASH_SLEEP`` user turn.
+
+    None once the last message is anything else (e.g. the tool's result).
+    """
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return None
+    # The CLI may add a ``role: "system"`` message after the user's: skip those.
+    turns = [m for m in messages if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
+    if not turns or not _is_user_turn(turns[-1]):
+        return None
+    match = BASH_SLEEP.search(user_text(body))
+    return None if match is None else f"sleep {match[1]} && echo slept-{match[1]}"
+
+
+def _tool_use_events(body: JSONDict, command: str) -> list[tuple[str, JSONDict]]:
+    """SSE events of an assistant message that calls the Bash tool with ``command``."""
+    start = _message(body, "")
+    start["content"] = []
+    start["stop_reason"] = None
+    block = {"type": "tool_use", "id": f"toolu_fake_{uuid.uuid4().hex[:20]}", "name": "Bash"}
+    tool_input = {"command": command, "description": "Run the requested command"}
+    return [
+        ("message_start", {"type": "message_start", "message": start}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {**block, "input": {}}},
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": json.dumps(tool_input)},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": 1},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     api: FakeMessagesAPI
@@ -302,6 +364,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.api._record(body, side)
         if not side:
             self.server.api._wait_for_release()
+        command = None if side else bash_tool_command(body)
+        if command is not None and body.get("stream") is True:
+            self._send_events(_tool_use_events(body, command))
+            return
         text = _reply_text(body, side)
         if body.get("stream") is True:
             self._send_stream(body, text)
@@ -309,6 +375,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, _message(body, text))
 
     def _send_stream(self, body: JSONDict, text: str) -> None:
+        self._send_events(_sse_events(body, text))
+
+    def _send_events(self, events: list[tuple[str, JSONDict]]) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -316,7 +385,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("request-id", f"req_fake_{uuid.uuid4().hex[:16]}")
         self.end_headers()
         self.close_connection = True
-        for event, data in _sse_events(body, text):
+        for event, data in events:
             self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
             self.wfile.flush()
 

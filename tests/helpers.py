@@ -24,6 +24,7 @@ from agentpty.agents.base import AgentProfile, agent_env
 from agentpty.agents.shell import ShellProfile
 from agentpty.api.app import create_app
 from agentpty.config import Settings
+from agentpty.host.client import kill_host, stop_all
 from agentpty.service.container import Services, build_profiles
 
 #: One knob scales every timeout in the suite (slow machines: 2, 3, ...).
@@ -298,8 +299,24 @@ async def serve(
         yield RunningServer(services=services, base_url=base_url)
     finally:
         server.should_exit = True
-        await task
-        sock.close()
+        try:
+            await task
+        finally:
+            sock.close()
+            await stop_host(settings.run_dir)
+
+
+async def stop_host(run_dir: Path) -> None:
+    """Stop every session of the data dir's session host, then kill the host (test cleanup).
+
+    A host is detached from every server on purpose: left alone it would keep
+    running after the suite.
+    """
+    try:
+        async with asyncio.timeout(timeout(30)):
+            await stop_all(run_dir, reason="test cleanup")
+    finally:
+        kill_host(run_dir)
 
 
 async def start_server_process(

@@ -244,9 +244,14 @@ async def test_clear_moves_the_stored_id(claude_world: ClaudeWorld) -> None:
 
 
 async def test_server_killed_and_restarted_resumes(claude_world: ClaudeWorld) -> None:
-    """kill -9 the server; a new server resumes the same conversation (turn 2, resumed)."""
+    """In-process sessions: kill -9 the server; a new server resumes the conversation (turn 2).
+
+    (With the session host, the default, the agent survives and is adopted
+    instead: tests/host/test_claude_adoption.py.)
+    """
     env = {
         **claude_world.env,
+        "AGENTPTY_SESSION_HOST": "false",
         "AGENTPTY_DATA_DIR": str(claude_world.data_dir),
         "AGENTPTY_TOKEN": TOKEN,
         "AGENTPTY_PORT": "0",

@@ -9,26 +9,40 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 
 from agentpty.terminal.pty import session_members
-from tests.helpers import TOKEN, TermClient, start_server_process, timeout
+from tests.helpers import TOKEN, TermClient, start_server_process, stop_host, timeout
 
 
-async def start_server(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def start_server(data_dir: Path, **env: str) -> tuple[asyncio.subprocess.Process, str]:
     return await start_server_process(
         {
             **os.environ,
             "AGENTPTY_DATA_DIR": str(data_dir),
             "AGENTPTY_DEFAULT_AGENT": "shell",
             "SHELL": "/bin/sh",  # not this machine's bash and its rc files
+            **env,
         }
     )
 
 
-async def test_sigterm_stops_every_agent_process(tmp_path: Path) -> None:
-    """After SIGTERM the server exits and no agent process (jobs included) is left."""
-    process, base = await start_server(tmp_path)
+@pytest.mark.parametrize(
+    "env",
+    [{"AGENTPTY_STOP_ON_SHUTDOWN": "true"}, {"AGENTPTY_SESSION_HOST": "false"}],
+    ids=["host-stop-on-shutdown", "in-process"],
+)
+async def test_sigterm_stops_every_agent_process(tmp_path: Path, env: dict[str, str]) -> None:
+    """With the old behaviour, after SIGTERM the server exits and no agent process is left."""
+    try:
+        await _sigterm_stops_everything(tmp_path, env)
+    finally:
+        await stop_host(tmp_path / "run")
+
+
+async def _sigterm_stops_everything(tmp_path: Path, env: dict[str, str]) -> None:
+    process, base = await start_server(tmp_path, **env)
     sids = []
     try:
         async with httpx.AsyncClient(

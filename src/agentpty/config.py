@@ -122,6 +122,27 @@ class Settings(BaseSettings):
         description="failed authentications per second one client address may make "
         "(after a burst of twice as many); beyond it requests from that address get 429",
     )
+    session_host: bool = Field(
+        True,
+        description="run agents in the session host daemon, so they outlive server restarts "
+        "and are adopted by the next server; false: agents are children of the server",
+    )
+    stop_on_shutdown: bool = Field(
+        False,
+        description="stop every agent when the server shuts down (the old behaviour); by "
+        "default the server detaches and agents keep running in the session host",
+    )
+    session_cgroups: bool = Field(
+        True,
+        description="put each hosted session in a cgroup v2 of its own where the machine "
+        "allows it (stop kills it with cgroup.kill); false: find processes by walking the tree",
+    )
+    host_ring_size: int = Field(
+        1024 * 1024,
+        ge=4096,
+        description="bytes of recent output the session host keeps per session, replayed "
+        "to rebuild the screen when a server adopts the session",
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
@@ -149,6 +170,11 @@ class Settings(BaseSettings):
             return not ipaddress.ip_address(self.host).is_loopback
         except ValueError:  # a host name: it may be reached from elsewhere
             return True
+
+    @property
+    def run_dir(self) -> Path:
+        """Where the session host's socket, locks and log live (mode 0700)."""
+        return self.data_dir / "run"
 
     @property
     def claude_extra_args(self) -> list[str]:

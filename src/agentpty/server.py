@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import re
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -20,9 +23,11 @@ from agentpty.api.connections import AcceptErrorLog, ConnectionLimits, guarded_h
 from agentpty.config import Settings, WeakToken, load_or_create_token, mask_url
 from agentpty.datadir import DataDirError, prepare_data_dir, raise_open_files_limit, secure_files
 from agentpty.domain.errors import AgentptyError
+from agentpty.host.client import prepare_run_dir
+from agentpty.secrets_guard import protect_process
 from agentpty.service.container import Services
 
-__all__ = ["QuietServer", "RedactSecrets", "loop_factory", "run"]
+__all__ = ["QuietServer", "RedactSecrets", "lock_data_dir", "loop_factory", "run"]
 
 log = logging.getLogger(__name__)
 _SECRET_PARAMS = re.compile(r"((?:token|key)=)[^&\s\"']+")
@@ -130,6 +135,23 @@ def loop_factory(overrides: dict[str, Any]) -> Callable[[], asyncio.AbstractEven
     return uvloop.new_event_loop
 
 
+def lock_data_dir(run_dir: Path) -> int | None:
+    """Hold ``run/server.lock`` while serving (one server per data dir); None if taken.
+
+    Two servers on one data dir would both adopt the host's sessions and
+    both start agents for one conversation.
+    """
+    fd = os.open(prepare_run_dir(run_dir) / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     """Serve until SIGINT/SIGTERM; return the process exit code."""
     try:
@@ -137,6 +159,9 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
     except ValidationError as exc:
         print(f"agentpty: invalid settings: {exc}", file=sys.stderr)
         return 2
+    # Same-user processes (agents included) cannot read our environment
+    # (the token may be there) or memory through /proc.
+    protect_process()
     try:
         prepare_data_dir(settings.data_dir)
         token = load_or_create_token(settings)
@@ -145,6 +170,13 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         return 2 if isinstance(exc, WeakToken) else 1
     except OSError as exc:
         print(f"agentpty: token file in {settings.data_dir}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if lock_data_dir(settings.run_dir) is None:
+        print(
+            f"agentpty: another agentpty server is using the data dir {settings.data_dir}; "
+            "stop it first, or give this one another --data-dir",
+            file=sys.stderr,
+        )
         return 1
     try:
         services = Services.build(settings)

@@ -1,15 +1,27 @@
-"""TerminalSession on real PTYs: signals, resize, exit, slow clients, idle policy."""
+"""TerminalSession on real PTYs: signals, resize, exit, slow clients, idle policy.
+
+Every test runs twice: with the process as the test's child (in-process) and
+in a real session host daemon (hosted).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from agentpty.domain.models import SessionState
+from agentpty.host.client import HostClient
+from agentpty.terminal.hosted import hosted_factory
 from agentpty.terminal.manager import SessionManager
+from agentpty.terminal.process import ProcessFactory, local_process
 from agentpty.terminal.session import SessionLimits, Subscriber, TerminalSession
-from tests.helpers import eventually, timeout, wait_foreground
+from tests.helpers import eventually, stop_host, timeout, wait_foreground
 
 ENV = {"PATH": os.environ["PATH"], "TERM": "xterm-256color", "PS1": "$ "}
 
@@ -24,14 +36,33 @@ async def read_until(subscriber: Subscriber, text: str, wait: float = 30) -> str
     return seen
 
 
-def shell(**kwargs: object) -> TerminalSession:
-    return TerminalSession("k", ["/bin/sh"], cwd="/", env=ENV, **kwargs)  # type: ignore[arg-type]
+NewSession = Callable[..., TerminalSession]
 
 
-async def test_child_sees_resize() -> None:
+@pytest.fixture(params=["in-process", "hosted"])
+async def new_session(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[NewSession]:
+    """Builds sessions whose process is in-process or in a session host (one per test)."""
+    factory: ProcessFactory = local_process
+    client: HostClient | None = None
+    if request.param == "hosted":
+        client = HostClient(tmp_path / "run")
+        factory = hosted_factory(client)
+
+    def new(argv: list[str], **kwargs: Any) -> TerminalSession:
+        return TerminalSession("k", argv, cwd="/", env=ENV, process_factory=factory, **kwargs)
+
+    try:
+        yield new
+    finally:
+        if client is not None:
+            client.close()
+            await stop_host(tmp_path / "run")
+
+
+async def test_child_sees_resize(new_session: NewSession) -> None:
     """After resize the child's terminal reports the new size (stty size)."""
-    session = shell()
-    session.start()
+    session = new_session(["/bin/sh"])
+    await session.launch()
     subscriber, _ = session.subscribe()
     session.resize(33, 121)
     session.send_input("stty size\n")
@@ -39,10 +70,10 @@ async def test_child_sees_resize() -> None:
     await session.stop()
 
 
-async def test_sigint_interrupts_sleep() -> None:
+async def test_sigint_interrupts_sleep(new_session: NewSession) -> None:
     """SIGINT to the group interrupts a foreground sleep; the shell lives on."""
-    session = shell()
-    session.start()
+    session = new_session(["/bin/sh"])
+    await session.launch()
     subscriber, _ = session.subscribe()
     session.send_input("sleep 100\n")
     assert session.pid is not None
@@ -54,34 +85,34 @@ async def test_sigint_interrupts_sleep() -> None:
     await session.stop()
 
 
-async def test_exit_code_and_closed_frame() -> None:
+async def test_exit_code_and_closed_frame(new_session: NewSession) -> None:
     """A process that exits closes every subscriber with its exit code."""
-    session = TerminalSession("k", ["/bin/sh", "-c", "echo bye; exit 7"], cwd="/", env=ENV)
+    session = new_session(["/bin/sh", "-c", "echo bye; exit 7"])
     subscriber, _ = session.subscribe()
-    session.start()
+    await session.launch()
     await read_until(subscriber, "bye")
     frame = await subscriber.get()
     assert frame.kind == "closed" and frame.exit_code == 7
     assert session.state == SessionState.EXITED
 
 
-async def test_eof_ends_cat() -> None:
+async def test_eof_ends_cat(new_session: NewSession) -> None:
     """EOF sends the Ctrl-D byte: cat at the start of a line exits."""
-    session = TerminalSession("k", ["cat"], cwd="/", env=ENV)
-    session.start()
+    session = new_session(["cat"])
+    await session.launch()
     session.send_signal("EOF")
     assert await asyncio.wait_for(session.wait(), timeout(10)) == 0
 
 
-async def test_stalled_subscriber_is_resynced_without_slowing_others() -> None:
+async def test_stalled_subscriber_is_resynced_without_slowing_others(
+    new_session: NewSession,
+) -> None:
     """A subscriber that never reads gets a snapshot later; a reading one sees all output."""
     limits = SessionLimits(subscriber_backlog=1024 * 1024)
-    session = TerminalSession(
-        "k", ["/bin/sh", "-c", "seq 1 400000; echo END-OF-SEQ"], cwd="/", env=ENV, limits=limits
-    )
+    session = new_session(["/bin/sh", "-c", "seq 1 400000; echo END-OF-SEQ"], limits=limits)
     stalled, _ = session.subscribe()
     fast, _ = session.subscribe()
-    session.start()
+    await session.launch()
     seen = await read_until(fast, "END-OF-SEQ", wait=60)
     assert "\n399999\r\n" in seen
     assert stalled.resyncs >= 1
@@ -89,20 +120,20 @@ async def test_stalled_subscriber_is_resynced_without_slowing_others() -> None:
     assert frame.kind == "output" and "END-OF-SEQ" in frame.text  # a fresh snapshot
 
 
-async def test_idle_session_without_clients_is_stopped() -> None:
+async def test_idle_session_without_clients_is_stopped(new_session: NewSession) -> None:
     """No client and no output for the idle timeout: the session stops gracefully."""
-    session = shell(idle_timeout=0.3)
-    session.start()
+    session = new_session(["/bin/sh"], idle_timeout=0.3)
+    await session.launch()
     subscriber, _ = session.subscribe()
     session.unsubscribe(subscriber)
     await asyncio.wait_for(session.wait(), timeout(10))
     assert session.stop_reason == "idle"
 
 
-async def test_attached_session_is_not_idle_stopped() -> None:
+async def test_attached_session_is_not_idle_stopped(new_session: NewSession) -> None:
     """While a client is attached the idle policy leaves the session alone."""
-    session = shell(idle_timeout=0.2)
-    session.start()
+    session = new_session(["/bin/sh"], idle_timeout=0.2)
+    await session.launch()
     subscriber, _ = session.subscribe()
     done, _ = await asyncio.wait({asyncio.ensure_future(session.wait())}, timeout=0.6)
     assert not done and session.alive
@@ -110,22 +141,20 @@ async def test_attached_session_is_not_idle_stopped() -> None:
     await asyncio.wait_for(session.wait(), timeout(10))
 
 
-async def test_stop_escalates_to_sigkill() -> None:
+async def test_stop_escalates_to_sigkill(new_session: NewSession) -> None:
     """A child ignoring SIGTERM and SIGHUP is killed after the grace period."""
     script = (
         "import signal,time;[signal.signal(s,signal.SIG_IGN) for s in (1,15)];"
         "print('armed',flush=True);time.sleep(60)"
     )
-    session = TerminalSession(
-        "k", [sys.executable, "-c", script], cwd="/", env=ENV, limits=SessionLimits(stop_grace=0.3)
-    )
+    session = new_session([sys.executable, "-c", script], limits=SessionLimits(stop_grace=0.3))
     subscriber, _ = session.subscribe()
-    session.start()
+    await session.launch()
     await read_until(subscriber, "armed")
     assert await asyncio.wait_for(session.stop(), timeout(10)) == 128 + 9
 
 
-async def test_manager_starts_one_process_for_concurrent_callers() -> None:
+async def test_manager_starts_one_process_for_concurrent_callers(new_session: NewSession) -> None:
     """Twenty concurrent ensure() calls for one key start exactly one process."""
     manager = SessionManager()
     starts = 0
@@ -134,8 +163,8 @@ async def test_manager_starts_one_process_for_concurrent_callers() -> None:
         nonlocal starts
         starts += 1
         await asyncio.sleep(0.05)  # a slow start widens the race window
-        session = shell()
-        session.start()
+        session = new_session(["/bin/sh"])
+        await session.launch()
         return session
 
     results = await asyncio.gather(*(manager.ensure("p", factory) for _ in range(20)))
@@ -145,10 +174,10 @@ async def test_manager_starts_one_process_for_concurrent_callers() -> None:
     await manager.shutdown()
 
 
-async def test_screen_snapshot_shows_earlier_output() -> None:
+async def test_screen_snapshot_shows_earlier_output(new_session: NewSession) -> None:
     """A late subscriber's snapshot holds what was printed before it came."""
-    session = shell()
-    session.start()
+    session = new_session(["/bin/sh"])
+    await session.launch()
     first, _ = session.subscribe()
     session.send_input("echo snap-$((6*7))\n")
     await read_until(first, "snap-42")
@@ -158,13 +187,13 @@ async def test_screen_snapshot_shows_earlier_output() -> None:
     await session.stop()
 
 
-async def test_quiet_screen_model_hibernates_and_wakes_on_output() -> None:
+async def test_quiet_screen_model_hibernates_and_wakes_on_output(new_session: NewSession) -> None:
     """After a quiet spell the screen model sleeps; a snapshot still shows the screen, and new
     output wakes it."""
     limits = SessionLimits(screen_hibernate_delay=0.05)
-    session = shell(limits=limits)
+    session = new_session(["/bin/sh"], limits=limits)
     subscriber, _ = session.subscribe()
-    session.start()
+    await session.launch()
     try:
         session.send_input("printf 'x%.0s' $(seq 1 5000); echo; echo sleepy-$((3*3))\n")
         await read_until(subscriber, "sleepy-9")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -92,21 +93,50 @@ def stop(
     project: Annotated[
         str | None, typer.Argument(metavar="PROJECT", help="id, name or a unique prefix")
     ] = None,
+    all_sessions: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="stop every session of the data dir through the session host; works with "
+            "no server running",
+        ),
+    ] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="data dir whose sessions --all stops [AGENTPTY_DATA_DIR]")
+    ] = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Stop a project's session; its conversation stays resumable."""
-    # PROJECT is optional so that other ways to choose (e.g. every session) fit here.
-    if project is None:
-        raise CliError("name the PROJECT whose session to stop")
-    with Api(resolve_target(url)) as api:
-        results = [stop_project(api, project)]
-    if as_json:
-        print_json(results[0] if len(results) == 1 else results)
+    """Stop a project's session (its conversation stays resumable), or --all of them."""
+    if all_sessions:
+        if project is not None:
+            raise CliError("give a PROJECT or --all, not both")
+        _stop_all(data_dir, as_json)
         return
-    for info in results:
-        done = "stopped" if info.get("stopped") else "was not running"
-        typer.echo(f"{info['project']}: {done}")
+    if project is None:
+        raise CliError("name the PROJECT whose session to stop, or give --all")
+    with Api(resolve_target(url)) as api:
+        info = stop_project(api, project)
+    if as_json:
+        print_json(info)
+        return
+    done = "stopped" if info.get("stopped") else "was not running"
+    typer.echo(f"{info['project']}: {done}")
+
+
+def _stop_all(data_dir: Path | None, as_json: bool) -> None:
+    """Stop every session the data dir's session host holds (no server needed)."""
+    from agentpty.config import Settings
+    from agentpty.host.client import stop_all
+
+    settings = Settings() if data_dir is None else Settings(data_dir=data_dir)
+    stopped = asyncio.run(stop_all(settings.run_dir))
+    if as_json:
+        print_json({"host_running": stopped is not None, "stopped": stopped or {}})
+    elif stopped is None:
+        typer.echo(f"no session host runs for {settings.data_dir}: no session to stop")
+    else:
+        typer.echo(f"stopped {len(stopped)} session(s)")
 
 
 def send(

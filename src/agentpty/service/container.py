@@ -12,6 +12,8 @@ from agentpty.agents.base import AgentProfile, agent_env
 from agentpty.agents.claude import ClaudeProfile
 from agentpty.agents.shell import ShellProfile
 from agentpty.config import Settings
+from agentpty.host.client import HostClient
+from agentpty.service.adoption import AdoptionService
 from agentpty.service.conversations import ConversationService
 from agentpty.service.delivery import CommandDelivery
 from agentpty.service.history import History
@@ -24,7 +26,9 @@ from agentpty.service.tasks import OwnedTasks
 from agentpty.store import open_store
 from agentpty.store.base import Store
 from agentpty.terminal.delivery import ReadyPolicy
+from agentpty.terminal.hosted import hosted_factory
 from agentpty.terminal.manager import SessionManager
+from agentpty.terminal.process import ProcessFactory, local_process
 from agentpty.terminal.session import SessionLimits
 
 __all__ = ["Services", "build_profiles"]
@@ -64,7 +68,10 @@ class Services:
     commands: CommandDelivery
     milestones: MilestoneService
     runs: RunService
+    #: The session host connection (None: agents are this server's children).
+    host: HostClient | None = None
     tasks: OwnedTasks = field(default_factory=OwnedTasks)
+    _opened: bool = False
 
     @classmethod
     def build(cls, settings: Settings, profiles: dict[str, AgentProfile] | None = None) -> Services:
@@ -74,6 +81,15 @@ class Services:
         )
         store = open_store(settings.database_url)
         manager = SessionManager()
+        host: HostClient | None = None
+        factory: ProcessFactory = local_process
+        if settings.session_host:
+            host = HostClient(
+                settings.run_dir,
+                ring_size=settings.host_ring_size,
+                cgroups=settings.session_cgroups,
+            )
+            factory = hosted_factory(host)
         history = History(store)
         conversations = ConversationService(store, profiles, history)
         hooks = HookService(profiles, conversations)
@@ -91,6 +107,8 @@ class Services:
                 timeout=settings.ready_timeout,
                 submit_pause=settings.submit_pause,
             ),
+            process_factory=factory,
+            detach_on_shutdown=host is not None and not settings.stop_on_shutdown,
         )
         commands = CommandDelivery(sessions, conversations)
         projects = ProjectService(store, profiles, settings.workspaces, default_agent)
@@ -114,6 +132,7 @@ class Services:
             commands,
             milestones,
             runs,
+            host,
         )
 
     def set_server_url(self, url: str, token: str) -> None:
@@ -125,13 +144,19 @@ class Services:
         self.tasks.spawn(coro, name)
 
     async def open(self) -> None:
+        """Open the store, then adopt the sessions the session host kept. Idempotent."""
         await self.store.open()
+        if self.host is not None and not self._opened:
+            self._opened = True
+            await AdoptionService(self.store, self.sessions, self.history, self.host).adopt_all()
 
     async def close(self) -> None:
         """Stop every session, then the store. Idempotent."""
         await self.tasks.close()
         await self.runs.shutdown()
         await self.sessions.shutdown()
+        if self.host is not None:
+            self.host.close()
         await self.store.close()
 
     async def delete_project(self, project_id: str) -> None:

@@ -25,6 +25,7 @@ from agentpty.service.tasks import OwnedTasks
 from agentpty.store.base import Store
 from agentpty.terminal.delivery import CommandQueue, ReadyPolicy
 from agentpty.terminal.manager import SessionManager
+from agentpty.terminal.process import ProcessFactory, local_process
 from agentpty.terminal.session import SessionLimits, TerminalSession
 
 __all__ = ["LiveTerminal", "TerminalSessions"]
@@ -91,6 +92,8 @@ class TerminalSessions:
         idle_timeout: float | None,
         limits: SessionLimits,
         ready: ReadyPolicy,
+        process_factory: ProcessFactory = local_process,
+        detach_on_shutdown: bool = False,
     ) -> None:
         self.store = store
         self.profiles = profiles
@@ -101,6 +104,10 @@ class TerminalSessions:
         self.idle_timeout = idle_timeout
         self.limits = limits
         self.ready = ready
+        #: Where agents run (in-process, or in the session host) and whether
+        #: shutdown leaves them running.
+        self.process_factory = process_factory
+        self.detach_on_shutdown = detach_on_shutdown
         self._live: dict[str, LiveTerminal] = {}
         self._headless: set[str] = set()
         self._tasks = OwnedTasks()
@@ -140,6 +147,7 @@ class TerminalSessions:
             "agent_session_id": live.conversation_id,
             "rows": terminal.size[0],
             "cols": terminal.size[1],
+            "containment": terminal.containment,
         }
 
     def _conversation_changed(self, project_id: str, old: str | None, new: str | None) -> None:
@@ -232,29 +240,20 @@ class TerminalSessions:
             cols=cols,
             idle_timeout=self.idle_timeout,
             limits=self.limits,
-        )
-        markers = profile.markers
-        policy = ReadyPolicy(
-            marker=markers.ready,
-            busy_markers=markers.busy,
-            rejection_markers=markers.refusal,
-            quiet_time=self.ready.quiet_time,
-            settle_time=self.ready.settle_time,
-            timeout=self.ready.timeout,
-            submit_pause=self.ready.submit_pause,
-            bracketed_paste=profile.bracketed_paste,
+            process_factory=self.process_factory,
+            meta={"agent": project.agent, "resumed": launch.resumed},
         )
         live = LiveTerminal(
             project_id=project.id,
             agent=project.agent,
             terminal=terminal,
-            commands=CommandQueue(terminal, policy),
+            commands=CommandQueue(terminal, self._policy(profile)),
             conversation_id=conversation_id,
             resumed=launch.resumed,
             replaced=replacing,
         )
-        if markers.expired:
-            self._watch_expiry(live, markers.expired)
+        if profile.markers.expired:
+            self._watch_expiry(live, profile.markers.expired)
         if launch.resumed and conversation_id is not None:
             terminal.inject(f"\x1b[2m[resumed conversation {conversation_id[:8]}]\x1b[0m\r\n")
             await self.conversations.confirm(project.id, conversation_id)
@@ -264,15 +263,9 @@ class TerminalSessions:
                 f"new conversation {(conversation_id or '')[:8]}]\x1b[0m\r\n"
             )
 
-        def on_exit(code: int) -> None:
-            task = self._tasks.spawn(self._on_exit(project, live, code), f"exit {project.id}")
-            # Resolved from the task's end, not inside it: a task cancelled
-            # before it ran (shutdown) never enters the coroutine.
-            task.add_done_callback(live.resolve_successor)
-
-        terminal.add_exit_callback(on_exit)
+        self._watch_exit(project, live)
         try:
-            terminal.start()
+            await terminal.launch()
         except Exception:
             live.successor.set_result(None)
             raise
@@ -291,6 +284,52 @@ class TerminalSessions:
             mode="resumed" if launch.resumed else "new",
             pid=terminal.pid,
         )
+        return live
+
+    def _policy(self, profile: AgentProfile) -> ReadyPolicy:
+        return ReadyPolicy(
+            marker=profile.markers.ready,
+            busy_markers=profile.markers.busy,
+            rejection_markers=profile.markers.refusal,
+            quiet_time=self.ready.quiet_time,
+            settle_time=self.ready.settle_time,
+            timeout=self.ready.timeout,
+            submit_pause=self.ready.submit_pause,
+            bracketed_paste=profile.bracketed_paste,
+        )
+
+    def _watch_exit(self, project: OutputProject, live: LiveTerminal) -> None:
+        def on_exit(code: int) -> None:
+            task = self._tasks.spawn(self._on_exit(project, live, code), f"exit {project.id}")
+            # Resolved from the task's end, not inside it: a task cancelled
+            # before it ran (shutdown) never enters the coroutine.
+            task.add_done_callback(live.resolve_successor)
+
+        live.terminal.add_exit_callback(on_exit)
+
+    # -- adoption: sessions that outlived a server (driven by service/adoption.py)
+
+    def adopted(
+        self, project: OutputProject, terminal: TerminalSession, resumed: bool
+    ) -> LiveTerminal:
+        """Track ``terminal``, a running session adopted from the session host.
+
+        Register before ``terminal.adopt()``: an exit during adoption is then handled.
+        """
+        profile = self.profiles.get(project.agent)
+        if profile is None:
+            raise SessionStartError(f"agent {project.agent!r} is not configured on this server")
+        live = LiveTerminal(
+            project_id=project.id,
+            agent=project.agent,
+            terminal=terminal,
+            commands=CommandQueue(terminal, self._policy(profile)),
+            conversation_id=project.agent_session_id,
+            resumed=resumed,
+        )
+        self._watch_exit(project, live)
+        self._live[project.id] = live
+        self.manager.adopt(project.id, terminal)
         return live
 
     def _watch_expiry(self, live: LiveTerminal, markers: tuple[str, ...]) -> None:
@@ -362,6 +401,6 @@ class TerminalSessions:
         return await self.manager.stop(project_id)
 
     async def shutdown(self) -> None:
-        await self.manager.shutdown()
+        await self.manager.shutdown(detach=self.detach_on_shutdown)
         # Exit handlers record history; give them a moment before cancelling.
         await self._tasks.close(grace=5)

@@ -73,6 +73,12 @@ class SessionManager:
         finally:
             del self._starting[key]
 
+    def adopt(self, key: str, session: TerminalSession) -> None:
+        """Track ``session``, already running (adopted from the session host), under ``key``."""
+        if self.live(key) is not None or key in self._starting:
+            raise RuntimeError(f"a session for {key!r} is already live")
+        self._sessions[key] = session
+
     async def stop(self, key: str, reason: str = "stopped") -> int | None:
         """Stop the live session for ``key``; return its exit code, None if none was live."""
         session = self.live(key)
@@ -80,10 +86,21 @@ class SessionManager:
             return None
         return await session.stop(reason)
 
-    async def shutdown(self) -> None:
-        """Stop every session (escalating signals) and wait for them; idempotent."""
+    async def shutdown(self, *, detach: bool = False) -> None:
+        """Stop every session (escalating signals) and wait for them; idempotent.
+
+        With ``detach``, sessions that survive the server (in the session
+        host) are left running instead, as closing a tmux client leaves tmux's.
+        """
         self._closing = True
         live = [session for session in self._sessions.values() if session.alive]
+        if detach:
+            for session in [s for s in live if s.survives_server]:
+                session.detach()
+            left = len(live)
+            live = [session for session in live if not session.survives_server]
+            if left > len(live):
+                log.info("detaching from %d session(s): they keep running", left - len(live))
         if live:
             log.info("stopping %d session(s)", len(live))
         await asyncio.gather(

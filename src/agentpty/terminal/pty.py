@@ -69,7 +69,13 @@ class PtyProcess:
 
     ``on_output(bytes)`` is called from the event loop for every read;
     ``on_exit(exit_code)`` once, after the last output was delivered.
+    The process is this server's child: it does not outlive the server.
     """
+
+    containment = "process-group"
+    survives_server = False
+    owns_idle = False
+    exit_reason: str | None = None
 
     def __init__(
         self,
@@ -130,6 +136,18 @@ class PtyProcess:
         self._pidfd = os.pidfd_open(self._popen.pid)
         self._loop.add_reader(self._pidfd, self._on_child_exit)
         self.resume_reading()
+
+    async def launch(self) -> None:
+        self.spawn()
+
+    async def adopt(self) -> None:
+        raise SessionStartError("an in-process session cannot be adopted")
+
+    def set_clients(self, count: int) -> None:
+        """The idle policy of an in-process session runs in ``TerminalSession``."""
+
+    def detach(self) -> None:
+        """An in-process session cannot be left running: the server stops it on shutdown."""
 
     # -- output
 
@@ -285,10 +303,11 @@ class PtyProcess:
             self.send_signal(signal.SIGCONT)
             try:
                 async with asyncio.timeout(grace):
-                    return await self.wait()
+                    await self.wait()
             except TimeoutError:
                 self.send_signal(signal.SIGKILL)
         code = await self.wait()
-        # Whatever the leader left behind in its session goes too.
+        # Always (also when the leader exited within the grace period): whatever
+        # it left behind in its session goes too.
         self.signal_session(signal.SIGKILL)
         return code

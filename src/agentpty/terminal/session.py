@@ -18,10 +18,11 @@ import logging
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from agentpty.domain.errors import Conflict, InvalidInput
 from agentpty.domain.models import SessionState, utcnow
-from agentpty.terminal.pty import PtyProcess
+from agentpty.terminal.process import ProcessFactory, local_process
 from agentpty.terminal.screen import ScreenModel
 from agentpty.terminal.subscriber import Frame, Subscriber, complete_utf8
 
@@ -70,13 +71,16 @@ class TerminalSession:
         cols: int = 80,
         idle_timeout: float | None = None,
         limits: SessionLimits | None = None,
+        process_factory: ProcessFactory = local_process,
+        meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.key = key
         self.limits = limits or SessionLimits()
         self.state = SessionState.NONE
         self.started_at = utcnow()
         self.idle_timeout = idle_timeout
-        self._process = PtyProcess(
+        self._process = process_factory(
+            key,
             argv,
             cwd=cwd,
             env=env,
@@ -84,6 +88,9 @@ class TerminalSession:
             cols=cols,
             on_output=self._on_bytes,
             on_exit=self._on_process_exit,
+            idle_timeout=idle_timeout,
+            grace=self.limits.stop_grace,
+            meta=meta or {},
         )
         self._carry = b""  # the start of a character whose other bytes are still to come
         self.screen = ScreenModel(rows, cols, scrollback=self.limits.scrollback)
@@ -116,6 +123,15 @@ class TerminalSession:
         return self._process.rows, self._process.cols
 
     @property
+    def containment(self) -> str:
+        """How the session's processes are found on stop (``cgroup``, ``process-tree``, ...)."""
+        return self._process.containment
+
+    @property
+    def survives_server(self) -> bool:
+        return self._process.survives_server
+
+    @property
     def clients(self) -> int:
         return len(self._subscribers)
 
@@ -126,14 +142,48 @@ class TerminalSession:
     # -- lifecycle
 
     def start(self) -> None:
-        """Spawn the process (raises ``SessionStartError``)."""
+        """Spawn an in-process child (raises ``SessionStartError``); see ``launch``."""
         self._loop = asyncio.get_running_loop()
         self.state = SessionState.STARTING
-        self._process.spawn()
-        self.started_at = utcnow()
+        spawn = getattr(self._process, "spawn", None)
+        if spawn is None:
+            raise TypeError("this session's process starts asynchronously: use launch()")
+        spawn()
+        self._started()
+
+    async def launch(self) -> None:
+        """Start the process, wherever it lives (raises ``SessionStartError``)."""
+        self._loop = asyncio.get_running_loop()
+        self.state = SessionState.STARTING
+        try:
+            await self._process.launch()
+        except BaseException:
+            self.state = SessionState.NONE
+            raise
+        self._started()
+
+    async def adopt(self) -> None:
+        """Follow a process that is already running; its recent output rebuilds the screen."""
+        self._loop = asyncio.get_running_loop()
         self.state = SessionState.RUNNING
+        try:
+            await self._process.adopt()
+        except BaseException:
+            self.state = SessionState.NONE  # not live: the next attach starts a session
+            raise
+        if self._process.exit_code is None:
+            self._started()
+
+    def _started(self) -> None:
+        self.started_at = utcnow()
+        if self.state != SessionState.EXITED:
+            self.state = SessionState.RUNNING
         self._touch()
         self._arm_idle()
+
+    def detach(self) -> None:
+        """Stop following the process and leave it running (it must ``survives_server``)."""
+        self._process.detach()
 
     def add_exit_callback(self, callback: Callable[[int], None]) -> Callable[[], None]:
         """Call ``callback(exit_code)`` once the process has exited; returns a remover."""
@@ -177,6 +227,10 @@ class TerminalSession:
         return self._stop_task
 
     def _on_process_exit(self, exit_code: int) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = self._process.exit_reason
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         if self._carry:
             carry, self._carry = self._carry, b""
             self._on_output(carry)
@@ -293,11 +347,13 @@ class TerminalSession:
             subscriber._close()
         self._subscribers.add(subscriber)
         self._touch()
+        self._process.set_clients(len(self._subscribers))
         return subscriber, snapshot
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
         self._touch()
+        self._process.set_clients(len(self._subscribers))
         self._arm_idle()
 
     # -- input and control
@@ -340,6 +396,8 @@ class TerminalSession:
 
     def _arm_idle(self) -> None:
         if self.idle_timeout is None or self._loop is None or not self.alive:
+            return
+        if self._process.owns_idle:  # the session host applies it, also with no server
             return
         if self._idle_handle is not None:
             self._idle_handle.cancel()

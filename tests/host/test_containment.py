@@ -1,0 +1,134 @@
+"""Nothing an agent starts escapes a stop: nohup jobs, setsid and double-forked daemons."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import RunningServer, eventually, make_settings, serve, timeout
+from tests.host.hostutil import alive_with_arg
+
+MODES = ["cgroup", "process-tree"]
+
+
+def escapees(tag: int) -> tuple[str, list[str]]:
+    """Shell lines starting four ways to outlive a terminal, and their unique sleep arguments."""
+    args = [f"{tag}{n}" for n in range(4)]
+    line = (
+        f"nohup sleep {args[0]} >/dev/null 2>&1 & "
+        f"setsid sleep {args[1]} >/dev/null 2>&1 & "
+        f"(setsid sh -c 'sleep {args[2]} >/dev/null 2>&1 &' &) ; "
+        f"sh -c 'trap \"\" HUP TERM; sleep {args[3]}' >/dev/null 2>&1 & "
+        "echo started-all\r"
+    )
+    return line, args
+
+
+async def start_escapees(server: RunningServer, project: str) -> list[str]:
+    line, args = escapees(random.randrange(10**6, 10**7))
+    async with server.terminal(project) as term:
+        await term.recv_type("status")
+        await term.type(line)
+        await term.read_until("started-all\r\n")
+
+    async def all_alive() -> bool:
+        return all(alive_with_arg(arg) for arg in args)
+
+    await eventually(all_alive)
+    return args
+
+
+def survivors(args: list[str]) -> dict[str, list[int]]:
+    return {arg: pids for arg in args if (pids := alive_with_arg(arg))}
+
+
+async def check_containment(server: RunningServer, project: str, mode: str) -> None:
+    async with server.http() as http:
+        info = (await http.get(f"/api/output-projects/{project}/session")).json()
+    assert info["containment"] == mode, info
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_delete_session_leaves_no_process(data_dir: Path, mode: str) -> None:
+    """DELETE …/session: every daemon the shell started is gone when it returns."""
+    settings = make_settings(data_dir, session_cgroups=mode == "cgroup")
+    async with serve(settings) as server:
+        project = await server.create_project()
+        args = await start_escapees(server, project)
+        await check_containment(server, project, mode)
+        async with server.http() as http:
+            response = await http.delete(f"/api/output-projects/{project}/session")
+            assert response.status_code == 200, response.text
+        assert not survivors(args)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_idle_stop_leaves_no_process(data_dir: Path, mode: str) -> None:
+    """The host's idle stop (no client, no output) ends every daemon the shell started."""
+    settings = make_settings(data_dir, session_cgroups=mode == "cgroup", idle_timeout=2)
+    async with serve(settings) as server:
+        project = await server.create_project()
+        args = await start_escapees(server, project)
+        await check_containment(server, project, mode)
+
+        async def exited() -> bool:
+            async with server.http() as http:
+                info = (await http.get(f"/api/output-projects/{project}/session")).json()
+            return bool(info["state"] == "exited")
+
+        await eventually(exited)
+
+        # The session is exited when its agent is; what the agent left is then
+        # stopped (SIGKILL after the grace period).
+        async def none_left() -> bool:
+            return not survivors(args)
+
+        await eventually(none_left, wait=10)
+        async with server.http() as http:
+            events = (await http.get(f"/api/output-projects/{project}/events")).json()["events"]
+        assert [e["detail"]["reason"] for e in events if e["kind"] == "exited"] == ["idle"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_stop_all_command_leaves_no_process(data_dir: Path, mode: str) -> None:
+    """``agentpty stop --all`` stops every session and all their daemons."""
+    settings = make_settings(data_dir, session_cgroups=mode == "cgroup")
+    async with serve(settings) as server:
+        project = await server.create_project()
+        args = await start_escapees(server, project)
+        command = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "agentpty",
+            "stop",
+            "--all",
+            "--data-dir",
+            str(data_dir),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(command.communicate(), timeout(30))
+        assert command.returncode == 0, err.decode()
+        assert out.decode().strip() == "stopped 1 session(s)"
+        assert not survivors(args)
+
+
+async def test_stop_all_without_host_says_so(data_dir: Path) -> None:
+    """``agentpty stop --all`` with no host running: a clear line, exit 0."""
+    command = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agentpty",
+        "stop",
+        "--all",
+        "--data-dir",
+        str(data_dir),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(command.communicate(), timeout(30))
+    assert command.returncode == 0
+    assert out.decode().strip() == f"no session host runs for {data_dir}: no session to stop"
