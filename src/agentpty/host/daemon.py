@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import struct
-from typing import Any
+from typing import Any, cast
 
 from agentpty.host.codec import Decoder, Kind, ProtocolError, encode_control, encode_data
 from agentpty.host.containment import Cgroups
@@ -58,13 +58,13 @@ class Connection(asyncio.Protocol):
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not subclasses of asyncio.Transport: no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
         peer = peer_pid(transport)
         if peer is not None and descends_from(peer, os.getpid()):
             # An agent (or anything it started) must not drive other sessions.
             log.warning("refused a connection from pid %s, a process of a session", peer)
-            transport.abort()
+            self.transport.abort()
             return
         self.host.connections.add(self)
 
