@@ -234,15 +234,19 @@ class TerminalSessions:
             limits=self.limits,
         )
         markers = profile.markers
+        hints = profile.delivery
         policy = ReadyPolicy(
             marker=markers.ready,
             busy_markers=markers.busy,
             rejection_markers=markers.refusal,
             quiet_time=self.ready.quiet_time,
             settle_time=self.ready.settle_time,
-            timeout=self.ready.timeout,
+            timeout=max(self.ready.timeout, hints.min_ready_timeout),
             submit_pause=self.ready.submit_pause,
             bracketed_paste=profile.bracketed_paste,
+            clear_refused=hints.clear_refused,
+            confirm_submit=hints.confirm_submit,
+            confirm_window=hints.confirm_window,
         )
         live = LiveTerminal(
             project_id=project.id,
