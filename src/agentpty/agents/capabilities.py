@@ -124,9 +124,11 @@ class RunEventKind(StrEnum):
 
     #: The run's conversation is known (``conversation_id``).
     INIT = "init"
-    #: Assistant or tool output (``text`` may be empty for tool calls).
+    #: Assistant or tool output (``text`` is None for tool work; ``delta``:
+    #: one streamed fragment of the current assistant message).
     MESSAGE = "message"
     #: The run ended (``text``, ``cost_usd``, ``duration_ms``, ``is_error``).
+    #: Without ``text`` the run's result is its last assistant message.
     RESULT = "result"
 
 
@@ -138,6 +140,8 @@ class RunEvent:
     cost_usd: float | None = None
     duration_ms: int | None = None
     is_error: bool = False
+    #: MESSAGE only: ``text`` continues the previous message instead of replacing it.
+    delta: bool = False
 
 
 class ConversationSupport(Protocol):

@@ -137,7 +137,11 @@ class GeminiHeadless:
             if event.get("role") != "assistant":
                 return None
             # With "delta": true the text is one streamed fragment of the answer.
-            return RunEvent(RunEventKind.MESSAGE, text=str(event.get("content", "")))
+            return RunEvent(
+                RunEventKind.MESSAGE,
+                text=str(event.get("content", "")),
+                delta=event.get("delta") is True,
+            )
         if kind in ("tool_use", "tool_result"):
             return RunEvent(RunEventKind.MESSAGE)
         if kind == "error":

@@ -285,12 +285,15 @@ def _marker_shown(session: TerminalSession, marker: str | None) -> bool:
 async def confirm_submitted(session: TerminalSession, policy: ReadyPolicy) -> bool:
     """True once a submission shows; False if nothing shows within ``confirm_window``.
 
-    Shows: a busy marker on screen or in the output stream, or the ready
+    Shows: a busy marker on screen or in the output stream, the ready
     marker on screen after output that followed the Enter (the input box
-    emptied). The process exiting also ends the wait (True: nothing to retry).
+    emptied), or a new refusal (the Enter was taken; the command was not).
+    The process exiting also ends the wait (True: nothing to retry).
     """
     loop = asyncio.get_running_loop()
     decided: asyncio.Future[bool] = loop.create_future()
+    baseline = session.screen.text()
+    refusals = {marker: baseline.count(marker) for marker in policy.rejection_markers}
     stream = ""
     check_timer: asyncio.TimerHandle | None = None
 
@@ -303,7 +306,9 @@ async def confirm_submitted(session: TerminalSession, policy: ReadyPolicy) -> bo
         check_timer = None
         lines = session.screen.lines()
         busy = any(marker in line for line in lines for marker in policy.busy_markers)
-        if busy or _marker_shown(session, policy.marker):
+        text = session.screen.text()
+        refused = any(text.count(marker) > n for marker, n in refusals.items())
+        if busy or refused or _marker_shown(session, policy.marker):
             decide(True)
 
     def on_output(text: str) -> None:
