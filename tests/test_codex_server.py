@@ -153,6 +153,19 @@ async def test_refused_command_is_cleared_and_codex_keeps_running(
     assert codex_world.api.last_user_text() == "after the refusal"
 
 
+async def test_long_command_is_submitted_whole(codex_world: CodexWorld) -> None:
+    """A 2,000-character command (Codex echoes it as "[Pasted Content …]") arrives whole."""
+    text = "long " + "x" * 1995
+    async with server(codex_world) as running:
+        project = await create_project(running, "codex")
+        async with running.http(wait=120) as http:
+            answer = await send_text(http, project, text)
+        assert answer["delivered"], answer
+        await codex_world.wait_requests(1)
+        await wait_screen(running, project, "turn=1")
+    assert codex_world.api.last_user_text() == text
+
+
 async def test_headless_run_streams_events_and_keeps_the_result(codex_world: CodexWorld) -> None:
     """A headless run: thread.started's id is stored; the record keeps the answer text."""
     async with server(codex_world) as running:
