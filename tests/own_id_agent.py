@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agentpty.agents.base import Launch
-from agentpty.agents.capabilities import RunEvent, ScreenMarkers
+from agentpty.agents.capabilities import DeliveryHints, RunEvent, ScreenMarkers
 from agentpty.agents.claude import ClaudeHooks, parse_stream_json
 
 __all__ = ["FAKE_AGENT", "OwnIdConversations", "OwnIdProfile"]
@@ -94,6 +94,7 @@ class OwnIdProfile:
         expired=("no saved conversation",),
     )
     bracketed_paste = True
+    delivery = DeliveryHints()
 
     def __init__(self, env: Mapping[str, str], config_dir: Path, *, hooks: bool) -> None:
         self.env = {**env, "FAKE_AGENT_OWN_ID": "1", "CLAUDE_CONFIG_DIR": str(config_dir)}

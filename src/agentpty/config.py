@@ -56,6 +56,16 @@ class Settings(BaseSettings):
         description="extra Claude Code arguments, shell-quoted "
         "(e.g. --dangerously-skip-permissions)",
     )
+    codex_bin: str = Field("codex", description="Codex CLI binary: a name on PATH or a path")
+    codex_args: str = Field(
+        "",
+        description="extra Codex CLI arguments, shell-quoted (e.g. '-c model=\"o4-mini\"'); "
+        "--no-daemon is always passed",
+    )
+    gemini_bin: str = Field("gemini", description="Gemini CLI binary: a name on PATH or a path")
+    gemini_args: str = Field(
+        "", description="extra Gemini CLI arguments, shell-quoted (e.g. --model=gemini-2.5-pro)"
+    )
     agent_env_drop: str = Field(
         "",
         description="variables agents must not inherit, comma or space separated "
@@ -179,6 +189,14 @@ class Settings(BaseSettings):
     @property
     def claude_extra_args(self) -> list[str]:
         return shlex.split(self.claude_args)
+
+    @property
+    def codex_extra_args(self) -> list[str]:
+        return shlex.split(self.codex_args)
+
+    @property
+    def gemini_extra_args(self) -> list[str]:
+        return shlex.split(self.gemini_args)
 
     @property
     def env_drop(self) -> list[str]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from agentpty.agents.capabilities import (
         ConversationSupport,
+        DeliveryHints,
         HeadlessSupport,
         HookSupport,
         ScreenMarkers,
@@ -45,6 +46,8 @@ class AgentProfile(Protocol):
     markers: ScreenMarkers
     #: True when commands are typed as a bracketed paste (the agent understands it).
     bracketed_paste: bool
+    #: Quirks of its input box that typing must respect.
+    delivery: DeliveryHints
 
     # Capabilities are read-only (properties, so a profile may declare its
     # own concrete classes): None means the agent lacks it.

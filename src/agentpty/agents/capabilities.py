@@ -6,6 +6,9 @@ services never guess from an agent's name or probe with ``getattr``:
 - ``ScreenMarkers``: text on the emulated screen meaning ready, busy, a
   refused command, or a conversation that cannot be resumed. The fallback
   for agents without hooks, and the readiness test before typing.
+- ``DeliveryHints``: quirks of the agent's input box that typing must
+  respect (how to clear a refused command, whether an Enter must be
+  confirmed, how slow a start may be).
 - ``ConversationSupport``: the agent keeps conversations agentpty can resume.
   Either agentpty chooses the id before the first start (Claude Code's
   ``--session-id``) or the agent chooses it and agentpty learns it
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AgentReport",
     "ConversationSupport",
+    "DeliveryHints",
     "HeadlessSupport",
     "HookSupport",
     "ReportKind",
@@ -54,6 +58,32 @@ class ScreenMarkers:
     refusal: tuple[str, ...] = ()
     #: In the agent's first output: the stored conversation cannot be resumed.
     expired: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeliveryHints:
+    """How commands must be typed into this agent, beyond paste and Enter.
+
+    The defaults suit an agent whose input box empties itself after a
+    refusal and which takes every Enter.
+    """
+
+    #: Keys that clear a refused command left in the input box. Sent only
+    #: while the ready marker is hidden (the box holds text): on an empty
+    #: box the same keys may quit the agent (Codex's Ctrl-C).
+    clear_refused: str | None = None
+    #: Confirm each submission: after Enter, a busy marker or the ready
+    #: marker's return must show within ``confirm_window`` seconds, else
+    #: Enter is pressed once more (an Enter the agent dropped under load).
+    confirm_submit: bool = False
+    confirm_window: float = 5.0
+    #: The readiness wait is at least this long (a slow start-up), whatever
+    #: the server's ``ready_timeout``.
+    min_ready_timeout: float = 0.0
+    #: How the input box echoes a long paste instead of its text (e.g.
+    #: ``"[Pasted Content"``): whoever confirms a command by its echo must
+    #: accept this too.
+    paste_echo: str | None = None
 
 
 class ReportKind(StrEnum):
@@ -94,9 +124,11 @@ class RunEventKind(StrEnum):
 
     #: The run's conversation is known (``conversation_id``).
     INIT = "init"
-    #: Assistant or tool output (``text`` may be empty for tool calls).
+    #: Assistant or tool output (``text`` is None for tool work; ``delta``:
+    #: one streamed fragment of the current assistant message).
     MESSAGE = "message"
     #: The run ended (``text``, ``cost_usd``, ``duration_ms``, ``is_error``).
+    #: Without ``text`` the run's result is its last assistant message.
     RESULT = "result"
 
 
@@ -108,6 +140,8 @@ class RunEvent:
     cost_usd: float | None = None
     duration_ms: int | None = None
     is_error: bool = False
+    #: MESSAGE only: ``text`` continues the previous message instead of replacing it.
+    delta: bool = False
 
 
 class ConversationSupport(Protocol):

@@ -24,6 +24,7 @@ from typing import Any
 from agentpty.agents.base import Launch
 from agentpty.agents.capabilities import (
     AgentReport,
+    DeliveryHints,
     ReportKind,
     RunEvent,
     RunEventKind,
@@ -165,6 +166,7 @@ class ClaudeProfile:
         ),
     )
     bracketed_paste = True
+    delivery = DeliveryHints()
 
     def __init__(
         self,

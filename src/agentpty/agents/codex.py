@@ -27,6 +27,7 @@ from typing import Any
 
 from agentpty.agents.base import Launch
 from agentpty.agents.capabilities import (
+    DeliveryHints,
     HookSupport,
     RunEvent,
     RunEventKind,
@@ -34,7 +35,7 @@ from agentpty.agents.capabilities import (
 )
 from agentpty.agents.codex_rollouts import CodexConversations
 
-__all__ = ["INSTALL_HINT", "MARKERS", "CodexHeadless", "CodexProfile"]
+__all__ = ["DELIVERY", "INSTALL_HINT", "MARKERS", "CodexHeadless", "CodexProfile"]
 
 INSTALL_HINT = (
     "install the Codex CLI with 'npm install -g @openai/codex' (or set AGENTPTY_CODEX_BIN "
@@ -55,6 +56,10 @@ MARKERS = ScreenMarkers(
         "no rollout found for thread id",
     ),
 )
+
+#: docs/codex.md: a refused command stays in the input box (hiding the ready
+#: footer) until Ctrl-C clears it; Ctrl-C on an empty box quits Codex.
+DELIVERY = DeliveryHints(clear_refused="\x03", paste_echo="[Pasted Content")
 
 #: Items of ``codex exec --json`` that are tool work (reported without text).
 _TOOL_ITEMS = frozenset(
@@ -132,6 +137,7 @@ class CodexProfile:
     #: Codex takes a bracketed paste as one block (a long one shows as
     #: "[Pasted Content N chars]"); Enter must come as a separate write.
     bracketed_paste = True
+    delivery = DELIVERY
     hooks: HookSupport | None = None
 
     def __init__(

@@ -25,9 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from agentpty.agents.base import Launch
-from agentpty.agents.capabilities import HookSupport, RunEvent, RunEventKind, ScreenMarkers
+from agentpty.agents.capabilities import (
+    DeliveryHints,
+    HookSupport,
+    RunEvent,
+    RunEventKind,
+    ScreenMarkers,
+)
 
-__all__ = ["INSTALL_HINT", "MARKERS", "GeminiConversations", "GeminiHeadless", "GeminiProfile"]
+__all__ = [
+    "DELIVERY",
+    "INSTALL_HINT",
+    "MARKERS",
+    "GeminiConversations",
+    "GeminiHeadless",
+    "GeminiProfile",
+]
 
 INSTALL_HINT = (
     "install the Gemini CLI with 'npm install -g @google/gemini-cli' (or set "
@@ -49,6 +62,10 @@ MARKERS = ScreenMarkers(
         "already exists. Use --resume",
     ),
 )
+
+#: docs/gemini.md: under load the first Enter after a start is sometimes not
+#: taken, and a start-up took up to ~40 s on a loaded machine.
+DELIVERY = DeliveryHints(confirm_submit=True, confirm_window=5.0, min_ready_timeout=120.0)
 
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: The context block Gemini puts before the first prompt, stored as a user message.
@@ -120,7 +137,11 @@ class GeminiHeadless:
             if event.get("role") != "assistant":
                 return None
             # With "delta": true the text is one streamed fragment of the answer.
-            return RunEvent(RunEventKind.MESSAGE, text=str(event.get("content", "")))
+            return RunEvent(
+                RunEventKind.MESSAGE,
+                text=str(event.get("content", "")),
+                delta=event.get("delta") is True,
+            )
         if kind in ("tool_use", "tool_result"):
             return RunEvent(RunEventKind.MESSAGE)
         if kind == "error":
@@ -151,6 +172,7 @@ class GeminiProfile:
     name = "gemini"
     markers = MARKERS
     bracketed_paste = True
+    delivery = DELIVERY
     hooks: HookSupport | None = None
 
     def __init__(

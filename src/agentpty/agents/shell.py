@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from agentpty.agents.base import Launch
 from agentpty.agents.capabilities import (
     ConversationSupport,
+    DeliveryHints,
     HeadlessSupport,
     HookSupport,
     ScreenMarkers,
@@ -28,6 +29,7 @@ class ShellProfile:
     markers = ScreenMarkers()
     # Commands are plain lines: a program reading the terminal may not know pastes.
     bracketed_paste = False
+    delivery = DeliveryHints()
     conversations: ConversationSupport | None = None
     hooks: HookSupport | None = None
     headless: HeadlessSupport | None = None

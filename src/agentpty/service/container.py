@@ -10,6 +10,8 @@ from typing import Any
 
 from agentpty.agents.base import AgentProfile, agent_env
 from agentpty.agents.claude import ClaudeProfile
+from agentpty.agents.codex import CodexProfile
+from agentpty.agents.gemini import GeminiProfile
 from agentpty.agents.shell import ShellProfile
 from agentpty.config import Settings
 from agentpty.host.client import HostClient
@@ -47,6 +49,11 @@ def build_profiles(
         "shell": ShellProfile(env),
         "claude": ClaudeProfile(
             env, binary=settings.claude_bin, extra_args=settings.claude_extra_args
+        ),
+        # The profile always passes --no-daemon (docs/codex.md).
+        "codex": CodexProfile(env, binary=settings.codex_bin, extra_args=settings.codex_extra_args),
+        "gemini": GeminiProfile(
+            env, binary=settings.gemini_bin, extra_args=settings.gemini_extra_args
         ),
     }
     for profile in profiles.values():
@@ -153,6 +160,7 @@ class Services:
     async def close(self) -> None:
         """Stop every session, then the store. Idempotent."""
         await self.tasks.close()
+        await self.commands.close()
         await self.runs.shutdown()
         await self.sessions.shutdown()
         if self.host is not None:

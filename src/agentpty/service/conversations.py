@@ -131,11 +131,19 @@ class ConversationService:
         ):
             await self.store.update_project(project_id, confirmed_session_id=conversation_id)
 
-    async def confirm_if_exists(self, project: OutputProject, conversation_id: str) -> None:
-        """Confirm ``conversation_id`` when the agent's own files show it holds messages."""
+    async def confirm_if_exists(self, project: OutputProject, conversation_id: str) -> bool:
+        """Confirm ``conversation_id`` when the agent's own files show it holds messages.
+
+        True when it is confirmed (now or before).
+        """
+        fresh = await self.store.get_project(project.id)
+        if fresh.confirmed_session_id == conversation_id:
+            return True
         support = self.support(project.agent)
         if support is not None and await asyncio.to_thread(support.exists, conversation_id):
             await self.confirm(project.id, conversation_id)
+            return True
+        return False
 
     async def learn(self, project: OutputProject, conversation_id: str, source: str) -> str | None:
         """Store ``conversation_id`` if the project has none; return the stored id.

@@ -16,17 +16,39 @@ import logging
 from agentpty.domain.models import OutputProject
 from agentpty.service.conversations import ConversationService
 from agentpty.service.sessions import LiveTerminal, TerminalSessions
-from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult, watch_outcome
+from agentpty.service.tasks import OwnedTasks
+from agentpty.terminal.delivery import (
+    DeliveryOutcome,
+    DeliveryResult,
+    output_quiet,
+    watch_outcome,
+)
 
 __all__ = ["CommandDelivery"]
 
 log = logging.getLogger(__name__)
+
+#: An agent may record a new conversation, or the prompt in it, a moment
+#: after the Enter (Codex: ~30 ms). A miss right after a command is retried
+#: at this many later moments when the output pauses, then given up (the
+#: exit looks again).
+LEARN_RETRIES = 5
+#: Seconds of quiet output that make such a moment.
+LEARN_QUIET = 0.3
+#: Longest wait for one such moment.
+LEARN_WAIT = 60.0
 
 
 class CommandDelivery:
     def __init__(self, sessions: TerminalSessions, conversations: ConversationService) -> None:
         self.sessions = sessions
         self.conversations = conversations
+        #: Retries of learning an id after a command (``_learn_id``).
+        self._tasks = OwnedTasks()
+
+    async def close(self) -> None:
+        """Cancel pending retries of learning ids."""
+        await self._tasks.close()
 
     async def send(
         self,
@@ -97,8 +119,33 @@ class CommandDelivery:
         return DeliveryResult(DeliveryOutcome.DELIVERED)
 
     async def _learn_id(self, project: OutputProject) -> None:
-        """After a delivered command, learn the id an agent chose itself, if still unknown."""
+        """After a delivered command: learn the conversation's id and confirm it holds messages.
+
+        The id of an agent that chooses its own is read from its files;
+        then the conversation is confirmed from them, so that its loss is
+        later noticed (expired) even if this process never exits cleanly.
+        The agent may write them a moment later: a miss is retried in the
+        background when the output next pauses (``LEARN_RETRIES`` times).
+        """
         live = self.sessions.current(project.id)
-        if live is None or live.conversation_id is not None:
+        if live is None or self.conversations.support(project.agent) is None:
             return
-        await self.conversations.discover(project, live.terminal.started_at)
+        if not await self._learnt(project, live):
+            self._tasks.spawn(self._learn_id_later(project, live), f"learn id {project.id}")
+
+    async def _learnt(self, project: OutputProject, live: LiveTerminal) -> bool:
+        """True once ``live``'s conversation id is known and confirmed."""
+        found = live.conversation_id
+        if found is None:
+            found = await self.conversations.discover(project, live.terminal.started_at)
+        if found is None:
+            return False
+        return await self.conversations.confirm_if_exists(project, found)
+
+    async def _learn_id_later(self, project: OutputProject, live: LiveTerminal) -> None:
+        for _ in range(LEARN_RETRIES):
+            if not await output_quiet(live.terminal, LEARN_QUIET, LEARN_WAIT):
+                return  # exited (the exit handler looks again) or silent for long
+            if await self._learnt(project, live):
+                return
+        log.info("project %s: conversation not found or empty after a command", project.id)

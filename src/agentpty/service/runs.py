@@ -180,6 +180,7 @@ class RunService:
             raise
         finally:
             fields.pop("is_error", None)
+            fields.pop("last_message", None)
             self.sessions.release_headless(project.id)
             try:
                 await asyncio.shield(self.store.update_run(run.id, finished_at=utcnow(), **fields))
@@ -224,8 +225,18 @@ class RunService:
                 )
                 fields["error"] = f"the agent reported conversation {reported}, expected {stored}"
             fields["agent_session_id"] = reported
+        elif event.kind is RunEventKind.MESSAGE and not event.is_error:
+            # The last assistant message is the result when RESULT carries no text
+            # (Codex, Gemini); tool work in between starts a new one.
+            if event.text is None:
+                fields.pop("last_message", None)
+            elif event.delta:
+                fields["last_message"] = fields.get("last_message", "") + event.text
+            else:
+                fields["last_message"] = event.text
         elif event.kind is RunEventKind.RESULT:
-            fields["result"] = event.text
+            last = fields.pop("last_message", None)
+            fields["result"] = event.text if event.text is not None or event.is_error else last
             fields["cost_usd"] = event.cost_usd
             fields["duration_ms"] = event.duration_ms
             fields["is_error"] = event.is_error

@@ -293,9 +293,12 @@ class TerminalSessions:
             rejection_markers=profile.markers.refusal,
             quiet_time=self.ready.quiet_time,
             settle_time=self.ready.settle_time,
-            timeout=self.ready.timeout,
+            timeout=max(self.ready.timeout, profile.delivery.min_ready_timeout),
             submit_pause=self.ready.submit_pause,
             bracketed_paste=profile.bracketed_paste,
+            clear_refused=profile.delivery.clear_refused,
+            confirm_submit=profile.delivery.confirm_submit,
+            confirm_window=profile.delivery.confirm_window,
         )
 
     def _watch_exit(self, project: OutputProject, live: LiveTerminal) -> None:

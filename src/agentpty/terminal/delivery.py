@@ -23,6 +23,8 @@ __all__ = [
     "DeliveryOutcome",
     "DeliveryResult",
     "ReadyPolicy",
+    "confirm_submitted",
+    "output_quiet",
     "wait_ready",
     "watch_outcome",
 ]
@@ -69,6 +71,13 @@ class ReadyPolicy:
     #: How long to watch the output for a rejection after Enter (a busy
     #: marker ends the watch early: the agent took the command).
     rejection_window: float = 3.0
+    #: Keys that clear a refused command left in the input box; sent only
+    #: while ``marker`` is hidden (the box holds text).
+    clear_refused: str | None = None
+    #: After Enter, wait up to ``confirm_window`` for a busy marker or the
+    #: ready marker's return; if neither shows, press Enter once more.
+    confirm_submit: bool = False
+    confirm_window: float = 5.0
 
 
 async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
@@ -245,10 +254,110 @@ class CommandQueue:
                 )
             )
             self.session.send_input("\r")
+            # -- agent quirk: an Enter dropped under load (DeliveryHints.confirm_submit)
+            if policy.confirm_submit and not await confirm_submitted(self.session, policy):
+                log.info("no sign the command was submitted; pressing Enter once more")
+                self.session.send_input("\r")
         try:
             rejected = await watcher
         finally:
             watcher.cancel()
         if rejected is not None:
+            # -- agent quirk: a refused command left in the box (DeliveryHints.clear_refused)
+            if (
+                policy.clear_refused
+                and self.session.alive
+                and not _marker_shown(self.session, policy.marker)
+            ):
+                self.session.send_input(policy.clear_refused)
             return DeliveryResult(DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}")
         return DeliveryResult(DeliveryOutcome.DELIVERED)
+
+
+# -- helpers for agent quirks (DeliveryHints) and for learning ids after a command
+
+
+def _marker_shown(session: TerminalSession, marker: str | None) -> bool:
+    """True when ``marker`` is on the visible screen (False without a marker)."""
+    return marker is not None and any(marker in line for line in session.screen.lines())
+
+
+async def confirm_submitted(session: TerminalSession, policy: ReadyPolicy) -> bool:
+    """True once a submission shows; False if nothing shows within ``confirm_window``.
+
+    Shows: a busy marker on screen or in the output stream, the ready
+    marker on screen after output that followed the Enter (the input box
+    emptied), or a new refusal (the Enter was taken; the command was not).
+    The process exiting also ends the wait (True: nothing to retry).
+    """
+    loop = asyncio.get_running_loop()
+    decided: asyncio.Future[bool] = loop.create_future()
+    baseline = session.screen.text()
+    refusals = {marker: baseline.count(marker) for marker in policy.rejection_markers}
+    stream = ""
+    check_timer: asyncio.TimerHandle | None = None
+
+    def decide(value: bool) -> None:
+        if not decided.done():
+            decided.set_result(value)
+
+    def examine() -> None:
+        nonlocal check_timer
+        check_timer = None
+        lines = session.screen.lines()
+        busy = any(marker in line for line in lines for marker in policy.busy_markers)
+        text = session.screen.text()
+        refused = any(text.count(marker) > n for marker, n in refusals.items())
+        if busy or refused or _marker_shown(session, policy.marker):
+            decide(True)
+
+    def on_output(text: str) -> None:
+        nonlocal check_timer, stream
+        stream = (stream + text)[-4096:]
+        if any(busy in stream for busy in policy.busy_markers):
+            decide(True)
+        elif check_timer is None:
+            check_timer = loop.call_later(CHECK_INTERVAL, examine)
+
+    remove = session.add_output_listener(on_output)
+    remove_exit = session.add_exit_callback(lambda _code: decide(True))
+    window = loop.call_later(policy.confirm_window, decide, False)
+    try:
+        return await decided
+    finally:
+        remove()
+        remove_exit()
+        window.cancel()
+        if check_timer is not None:
+            check_timer.cancel()
+
+
+async def output_quiet(session: TerminalSession, quiet: float, timeout: float) -> bool:
+    """Wait for the next output and then ``quiet`` seconds without any; False on timeout or exit.
+
+    A moment when the agent has just written something (e.g. its files) and
+    paused: a good time to look at what it wrote.
+    """
+    loop = asyncio.get_running_loop()
+    settled = asyncio.Event()
+    timer: asyncio.TimerHandle | None = None
+
+    def on_output(_text: str) -> None:
+        nonlocal timer
+        if timer is not None:
+            timer.cancel()
+        timer = loop.call_later(quiet, settled.set)
+
+    remove = session.add_output_listener(on_output)
+    remove_exit = session.add_exit_callback(lambda _code: settled.set())
+    try:
+        async with asyncio.timeout(timeout):
+            await settled.wait()
+    except TimeoutError:
+        return False
+    finally:
+        remove()
+        remove_exit()
+        if timer is not None:
+            timer.cancel()
+    return session.alive

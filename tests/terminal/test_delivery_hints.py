@@ -1,0 +1,132 @@
+"""CommandQueue honouring an agent's DeliveryHints, on a real PTY.
+
+The agent is a stand-in: a small raw-mode input box (``INPUT_BOX``) that
+behaves like the real CLIs' in the ways the hints are about (docs/codex.md,
+docs/gemini.md): ``READY>`` shows only while the box is empty, an unknown
+``/command`` is refused and left in the box, Ctrl-C clears a box holding
+text and quits on an empty one, and (with ``drop``) the first Enter is
+ignored, as Gemini CLI sometimes does under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from agentpty.terminal.delivery import CommandQueue, DeliveryOutcome, ReadyPolicy
+from agentpty.terminal.session import TerminalSession
+from tests.helpers import timeout
+
+INPUT_BOX = r"""
+import os, sys, tty
+tty.setraw(0)
+drop = sys.argv[1:] == ["drop"]
+box = ""
+def out(text):
+    os.write(1, text.encode())
+def draw():
+    out("\r\x1b[2K" + ("> " + box if box else "READY>"))
+draw()
+while True:
+    data = os.read(0, 4096)
+    if not data:
+        break
+    for ch in data.decode().replace("\x1b[200~", "").replace("\x1b[201~", ""):
+        if ch == "\r":
+            if drop:
+                drop = False
+                out("\r\n(dropped)\r\n")
+            elif not box:
+                out("\r\n(empty enter)\r\n")
+            elif box.startswith("/"):
+                out("\r\nUnknown command " + box + "\r\n")
+            else:
+                out("\r\ngot:" + box + "\r\n")
+                box = ""
+            draw()
+        elif ch == "\x03":
+            if not box:
+                out("\r\nquit\r\n")
+                sys.exit(0)
+            box = ""
+            draw()
+        else:
+            box += ch
+            draw()
+"""
+
+ENV = {"PATH": os.environ["PATH"], "TERM": "xterm-256color"}
+
+
+def policy(**hints: Any) -> ReadyPolicy:
+    values: dict[str, Any] = {
+        "marker": "READY>",
+        "rejection_markers": ("Unknown command",),
+        "timeout": timeout(20),
+        "submit_pause": 0.05,
+        # The stand-in refuses at once; every accepted command waits this out.
+        "rejection_window": timeout(1),
+        **hints,
+    }
+    return ReadyPolicy(**values)
+
+
+def input_box(*args: str) -> TerminalSession:
+    session = TerminalSession("hints", [sys.executable, "-c", INPUT_BOX, *args], cwd="/", env=ENV)
+    session.start()
+    return session
+
+
+async def wait_screen(session: TerminalSession, text: str) -> None:
+    """Wait until ``text`` is on the screen (tests only: re-checks on each output)."""
+    changed = asyncio.Event()
+    remove = session.add_output_listener(lambda _text: changed.set())
+    try:
+        async with asyncio.timeout(timeout(10)):
+            while text not in session.screen.text():
+                changed.clear()
+                await changed.wait()
+    finally:
+        remove()
+
+
+async def test_dropped_enter_is_pressed_once_more() -> None:
+    """confirm_submit: an Enter that shows nothing within the window is pressed again."""
+    session = input_box("drop")
+    queue = CommandQueue(session, policy(confirm_submit=True, confirm_window=1.0))
+    result = await queue.deliver("hello")
+    assert result.outcome is DeliveryOutcome.DELIVERED, result
+    await wait_screen(session, "got:hello")
+    assert session.screen.text().count("(dropped)") == 1
+
+
+async def test_taken_enter_is_not_pressed_again() -> None:
+    """confirm_submit: a submission that shows (the box emptied) gets no second Enter."""
+    session = input_box()
+    queue = CommandQueue(session, policy(confirm_submit=True, confirm_window=timeout(5)))
+    for text in ("one", "two"):
+        assert (await queue.deliver(text)).ok
+    await wait_screen(session, "got:two")
+    assert "(empty enter)" not in session.screen.text()
+
+
+async def test_refused_command_left_in_the_box_is_cleared() -> None:
+    """clear_refused: the refused text is cleared (not quitting); the next command works."""
+    session = input_box()
+    queue = CommandQueue(session, policy(clear_refused="\x03"))
+    refused = await queue.deliver("/nosuch")
+    assert refused.outcome is DeliveryOutcome.REJECTED, refused
+    result = await queue.deliver("after")
+    assert result.ok, result
+    await wait_screen(session, "got:after")
+    assert session.alive and "quit" not in session.screen.text()
+
+
+async def test_without_the_hint_a_refused_command_blocks_the_box() -> None:
+    """Without clear_refused the refused text stays: the next command times out unready."""
+    session = input_box()
+    queue = CommandQueue(session, policy(timeout=1.0))
+    assert (await queue.deliver("/nosuch")).outcome is DeliveryOutcome.REJECTED
+    assert (await queue.deliver("after")).outcome is DeliveryOutcome.TIMED_OUT
