@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     ws_compression: bool = True
     #: Extra allowed WebSocket origins (host[:port]), comma separated.
     allowed_origins: str = ""
+    #: Agent state: how long a command waits for the agent to confirm it got
+    #: it (its prompt hook), and how long quiet output counts as idle on screen.
+    confirm_timeout: float = Field(15.0, gt=0)
+    state_quiet_time: float = Field(2.0, gt=0)
+    #: Webhooks: every project's state changes are POSTed here (JSON, signed
+    #: with HMAC-SHA256 of the body under ``webhook_secret`` in the
+    #: ``X-Agentpty-Signature: sha256=<hex>`` header). Without a secret one is
+    #: generated into ``<data_dir>/webhook-secret``.
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_attempts: int = Field(5, ge=1, le=20)
+    webhook_backoff: float = Field(0.5, gt=0, description="first retry delay, doubled each time")
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -27,7 +27,9 @@ INSTALL_HINT = (
 class ClaudeProfile:
     name = "claude"
     ready_marker: str | None = "❯"
-    busy_markers: tuple[str, ...] = ("esc to interrupt",)
+    #: The permission dialog's question counts as busy: its menu shows a "❯" too,
+    #: and a command typed into it would answer it (h12, see claude_hooks.py).
+    busy_markers: tuple[str, ...] = ("esc to interrupt", "Do you want to proceed?")
     rejection_markers: tuple[str, ...] = ("Unknown command", "Unknown slash command")
     has_conversations = True
     bracketed_paste = True

@@ -1,4 +1,4 @@
-"""Reports from agents' hooks (Claude Code's SessionStart): the conversation id changed."""
+"""Reports from agents' hooks: the conversation id changed, and what the agent is doing."""
 
 from __future__ import annotations
 
@@ -41,7 +41,12 @@ async def claude_hook(
         event.source,
         event.session_id,
     )
-    changed = await svc.sessions.report_hook(
-        project_id, event.hook_event_name, event.session_id, event.source
-    )
-    return {"changed": changed}
+    changed = False
+    if event.hook_event_name in ("SessionStart", "UserPromptSubmit"):
+        changed = await svc.sessions.report_hook(
+            project_id, event.hook_event_name, event.session_id, event.source
+        )
+    # h12 call site: the agent state (lead: re-point onto the profile's HookSupport).
+    report = svc.claude_hooks.parse(event.model_dump())
+    state = None if report is None else await svc.states.report(project_id, report)
+    return {"changed": changed, "agent_state": None if state is None else str(state.state)}

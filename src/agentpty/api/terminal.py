@@ -29,6 +29,7 @@ from agentpty.terminal.protocol import (
     error_frame,
     output_frame,
     parse_client_message,
+    state_frame,
     status_frame,
 )
 
@@ -93,7 +94,7 @@ async def attach(websocket: WebSocket, svc: Services, project: OutputProject) ->
     announce = started and live.replaced is not None
     try:
         while current is not None:
-            current = await _relay(websocket, current, started, size, announce)
+            current = await _relay(websocket, svc, current, started, size, announce)
             started = announce = True
     except (WebSocketDisconnect, OSError, RuntimeError):
         # The client went away (RuntimeError: sending on a closed socket).
@@ -104,6 +105,7 @@ async def attach(websocket: WebSocket, svc: Services, project: OutputProject) ->
 
 async def _relay(
     websocket: WebSocket,
+    svc: Services,
     live: LiveSession,
     started: bool,
     size: tuple[int, int] | None,
@@ -117,11 +119,16 @@ async def _relay(
     terminal = live.terminal
     subscriber, snapshot = terminal.subscribe()
     client_size = size
+    # h12 call site: the project's agent state, now and on every change.
+    states, _, _ = svc.bus.subscribe(
+        accept=lambda event: event.type == "state" and event.project_id == live.project_id
+    )
     try:
         await websocket.send_text(status_frame(**live.status()))
         await websocket.send_text(output_frame(snapshot))
         if announce_expiry:
             await websocket.send_text(error_frame("SESSION_EXPIRED", _expired_message(live)))
+        await websocket.send_text(state_frame((await svc.states.view(live.project_id)).fields()))
         if terminal.alive and (not started or (client_size and terminal.size != client_size)):
             # Full-screen TUIs only repaint on SIGWINCH: send one even if unchanged.
             terminal.resize(*(client_size or terminal.size))
@@ -132,6 +139,10 @@ async def _relay(
                 if frame.kind == "closed":
                     return
                 await websocket.send_text(output_frame(frame.data))
+
+        async def pump_state() -> None:
+            async for event in states:
+                await websocket.send_text(state_frame(event.payload()))
 
         async def pump_in() -> None:
             nonlocal client_size
@@ -164,14 +175,17 @@ async def _relay(
             async with asyncio.TaskGroup() as group:
                 out = group.create_task(pump_out())
                 inp = group.create_task(pump_in())
+                state = group.create_task(pump_state())
                 await asyncio.wait({out, inp}, return_when=asyncio.FIRST_COMPLETED)
                 inp.cancel()
                 out.cancel()
+                state.cancel()
         except BaseExceptionGroup as group_exc:
             # Unwrap: callers handle a disconnect like any other.
             raise group_exc.exceptions[0] from None
     finally:
         terminal.unsubscribe(subscriber)
+        states.close()
     # A process replaced after its conversation expired is not an end for the
     # client: it gets the new session's status instead of `closed`.
     successor = await live.successor

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agentpty.domain.errors import Conflict, InvalidInput, InvalidTransition
 from agentpty.domain.models import Milestone, MilestoneStatus, OutputProject, new_id, utcnow
+from agentpty.service.agent_state import AgentStateService
+from agentpty.service.confirmed_delivery import Delivery, confirm_delivery
 from agentpty.service.sessions import LiveSession, SessionService
 from agentpty.store.base import Store
 from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult, watch_outcome
@@ -50,9 +53,19 @@ class MilestoneService:
         *,
         new_project_command: str,
         new_milestone_command: str,
+        states: AgentStateService,
+        has_hooks: Callable[[str], bool],
+        confirm_timeout: float = 15.0,
+        on_change: Callable[[Milestone, bool], None] = lambda _milestone, _deleted: None,
     ) -> None:
         self.store = store
         self.sessions = sessions
+        #: h12: delivery is confirmed by the agent (service/confirmed_delivery.py).
+        self.states = states
+        self.has_hooks = has_hooks
+        self.confirm_timeout = confirm_timeout
+        #: h12 call site: every stored change of a milestone goes on the event stream.
+        self.on_change = on_change
         self.new_project_command = new_project_command
         self.new_milestone_command = new_milestone_command
         self._project_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -67,7 +80,9 @@ class MilestoneService:
         milestone = Milestone(
             id=new_id(), output_project_id=output_project_id, title=title, context=context
         )
-        return await self.store.create_milestone(milestone)
+        created = await self.store.create_milestone(milestone)
+        self.on_change(created, False)
+        return created
 
     async def get(self, milestone_id: str) -> Milestone:
         return await self.store.get_milestone(milestone_id)
@@ -82,11 +97,13 @@ class MilestoneService:
         return await self.store.list_milestones(output_project_id, status, skip, limit)
 
     async def delete(self, milestone_id: str) -> None:
+        doomed = await self.store.get_milestone(milestone_id)
         if not await self.store.delete_milestone(milestone_id, {Status.PENDING}):
             current = await self.store.get_milestone(milestone_id)
             raise InvalidTransition(
                 f"milestone is {current.status}; only pending milestones can be deleted"
             )
+        self.on_change(doomed, True)
 
     async def transition(self, milestone_id: str, status: MilestoneStatus) -> Milestone:
         """Complete or fail a milestone; ``InvalidTransition`` names the current status."""
@@ -101,11 +118,12 @@ class MilestoneService:
                 f"cannot move milestone from {current.status} to {status}; allowed from: "
                 + ", ".join(sorted(str(s) for s in allowed))
             )
+        self.on_change(updated, False)
         return updated
 
     # -- start: context file, then command delivery
 
-    async def start(self, milestone_id: str) -> tuple[Milestone, DeliveryResult]:
+    async def start(self, milestone_id: str) -> tuple[Milestone, Delivery]:
         """Deliver the milestone's command; it becomes in_progress only once delivered.
 
         If delivery fails, the milestone stays pending with ``status_reason``.
@@ -130,6 +148,7 @@ class MilestoneService:
                     status_reason=result.reason or str(result.outcome),
                     context_path=relpath,
                 )
+                self.on_change(updated, False)
                 return updated, result
             started = await self.store.transition_milestone(
                 milestone.id,
@@ -141,6 +160,7 @@ class MilestoneService:
             )
             if started is None:
                 raise Conflict("the milestone changed while its command was being delivered")
+            self.on_change(started, False)
             return started, result
 
     @staticmethod
@@ -183,18 +203,34 @@ class MilestoneService:
         ]
         return not started
 
-    async def _deliver(
+    async def _deliver(self, project: OutputProject, command: str, *, initial: bool) -> Delivery:
+        """Type ``command`` and wait for the agent to confirm it (h12: confirmed delivery)."""
+
+        async def typing() -> tuple[LiveSession, DeliveryResult]:
+            return await self._type(project, command, initial=initial)
+
+        return await confirm_delivery(
+            self.states,
+            project.id,
+            command,
+            typing,
+            has_hooks=self.has_hooks(project.agent),
+            confirm_timeout=self.confirm_timeout,
+        )
+
+    async def _type(
         self, project: OutputProject, command: str, *, initial: bool
-    ) -> DeliveryResult:
+    ) -> tuple[LiveSession, DeliveryResult]:
         profile = self.sessions.profiles[project.agent]
         if initial and profile.has_conversations:
             live, started = await self.sessions.ensure(project, initial_prompt=command)
             if not started:
-                return await self.sessions.deliver(live, command)
+                return live, await self.sessions.deliver(live, command)
             result = await self._watch_initial_prompt(live)
             # A replacement for an expired conversation starts without the prompt.
-            return await self.sessions.redeliver_after_expiry(live, result, command)
-        return await self.sessions.send(project, command, submit=True)
+            return live, await self.sessions.redeliver_after_expiry(live, result, command)
+        live, _ = await self.sessions.ensure(project)
+        return live, await self.sessions.deliver(live, command, submit=True)
 
     @staticmethod
     async def _watch_initial_prompt(live: LiveSession) -> DeliveryResult:

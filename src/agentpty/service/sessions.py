@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from agentpty.agents.base import AgentProfile
 from agentpty.domain.errors import Conflict, SessionStartError
@@ -27,7 +27,7 @@ from agentpty.terminal.delivery import CommandQueue, DeliveryOutcome, DeliveryRe
 from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.session import SessionLimits, TerminalSession
 
-__all__ = ["LiveSession", "SessionService"]
+__all__ = ["LiveSession", "SessionObserver", "SessionService"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,16 @@ class LiveSession:
         }
 
 
+class SessionObserver(Protocol):
+    """Told about every terminal session's start, exit and history events (h12: agent state)."""
+
+    async def session_started(self, live: LiveSession) -> None: ...
+
+    async def session_exited(self, live: LiveSession, exit_code: int | None) -> None: ...
+
+    def session_event(self, project_id: str, kind: str, **detail: Any) -> None: ...
+
+
 class SessionService:
     def __init__(
         self,
@@ -95,6 +105,8 @@ class SessionService:
         self._tasks = OwnedTasks()
         self._server_url: str | None = None
         self._hook_secret = b""
+        #: h12 call site: observers of session starts/exits/events (agent state, event stream).
+        self.observers: list[SessionObserver] = []
 
     # -- hooks: how an agent reports back to this server
 
@@ -275,6 +287,8 @@ class SessionService:
             live.successor.set_result(None)
             raise
         self._live[project.id] = live
+        for observer in self.observers:  # h12 call site: agent state "starting"
+            await observer.session_started(live)
         log.info(
             "project %s: started %s (pid %s, %s)",
             project.id,
@@ -351,6 +365,8 @@ class SessionService:
         self, project: OutputProject, live: LiveSession, code: int
     ) -> LiveSession | None:
         """Record the exit; return the session replacing an expired conversation, if any."""
+        for observer in self.observers:  # h12 call site: agent state "exited"
+            await observer.session_exited(live, code)
         await self.record_event(
             project.id,
             EventKind.EXITED,
@@ -402,6 +418,10 @@ class SessionService:
         except Exception:
             # History is best effort: a store outage must not break a terminal.
             log.exception("could not record %s event for project %s", kind, project_id)
+        for observer in self.observers:  # h12 call site: the global event stream
+            observer.session_event(
+                project_id, str(kind), agent_session_id=agent_session_id, **detail
+            )
 
     # -- id changes reported by the agent (hooks)
 

@@ -7,6 +7,7 @@ server → client: ``status``, ``output``, ``error``, ``closed``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ __all__ = [
     "error_frame",
     "output_frame",
     "parse_client_message",
+    "state_frame",
     "status_frame",
 ]
 
@@ -101,6 +103,11 @@ def parse_client_message(raw: str | bytes) -> InputMessage | ResizeMessage | Sig
 
 def status_frame(**fields: Any) -> str:
     return json.dumps({"type": "status", "connected": True, **fields})
+
+
+def state_frame(fields: Mapping[str, Any]) -> str:
+    """The agent's state (``agent_state``, ``state_since``, ``state_detail``, ``question``)."""
+    return json.dumps({**fields, "type": "state"})
 
 
 def output_frame(data: str) -> str:
