@@ -183,12 +183,20 @@ async def _relay(
         except BaseExceptionGroup as group_exc:
             # Unwrap: callers handle a disconnect like any other.
             raise group_exc.exceptions[0] from None
-    finally:
+    except BaseException:
         terminal.unsubscribe(subscriber)
+        states.close()  # the client went away: no more state for it
+        raise
+    terminal.unsubscribe(subscriber)
+    try:
+        # A process replaced after its conversation expired is not an end for the
+        # client: it gets the new session's status instead of `closed`.
+        successor = await live.successor
+        # The exit handler has run: the client also learns the state it left (exited).
+        for event in states.pending():
+            await websocket.send_text(state_frame(event.payload()))
+    finally:
         states.close()
-    # A process replaced after its conversation expired is not an end for the
-    # client: it gets the new session's status instead of `closed`.
-    successor = await live.successor
     if successor is None and not terminal.alive:
         await websocket.send_text(closed_frame(terminal.exit_code))
     return successor

@@ -87,6 +87,17 @@ class Subscription:
             self.cut_off = True
             self._drain_and_end()
 
+    def pending(self) -> list[BusEvent]:
+        """The events queued now, without waiting (e.g. the last ones before closing)."""
+        events = []
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                self._queue.put_nowait(None)
+                break
+            events.append(event)
+        return events
+
     async def get(self) -> BusEvent | None:
         """The next event; None once the subscription ended."""
         return await self._queue.get()
