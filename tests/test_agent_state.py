@@ -87,7 +87,7 @@ async def test_state_is_stored_with_the_project(
     world: tuple[AgentStateService, EventBus, str],
 ) -> None:
     """The state and the question are in the store: a new service (a restart) reads them."""
-    states, bus, project = world
+    states, _, project = world
     hooks = ClaudeHooks()
     for payload in recorded("tool")[:4]:
         report = hooks.parse(payload)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.claude_world import ClaudeWorld, claude_world, type_message
 from tests.helpers import TermClient, create_milestone, eventually, timeout
-from tests.sse import SseClient, sse_client
+from tests.sse import sse_client
 
 pytestmark = pytest.mark.claude
 __all__ = ["claude_world"]
