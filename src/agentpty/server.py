@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import socket
 import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -35,6 +38,23 @@ class RedactSecrets(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = _SECRET_PARAMS.sub(r"\1***", record.msg)
         return True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, ending the event streams (h12: GET /api/events) as soon as it is told to exit.
+
+    uvicorn waits for open responses before the app's shutdown runs; an
+    event stream never ends by itself.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # A signal handler: hand over to the loop instead of touching its queues here.
+        asyncio.get_event_loop().call_soon_threadsafe(self._on_exit)
 
 
 async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
@@ -67,7 +87,7 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         ws_per_message_deflate=settings.ws_compression,
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config, services.bus.close)
     # uvicorn configures its loggers when the config loads; filter after that.
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactSecrets())

@@ -74,6 +74,9 @@ class _ScreenWatch:
         self.last_output = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.remove = live.terminal.add_output_listener(self.on_output)
+        # The start counts as activity: output may have come before this listener.
+        self.last_output = time.monotonic()
+        self.timer = asyncio.get_running_loop().call_later(policy.quiet_time, self.fire)
 
     def on_output(self, _text: str) -> None:
         self.last_output = time.monotonic()
@@ -151,10 +154,10 @@ class ActivityObserver:
         old = self._watches.pop(live.project_id, None)
         if old is not None:
             old.close()
-        await self.states.started(live.project_id)
         policy = self.policies.get(live.agent)
         if policy is not None:
             self._watches[live.project_id] = _ScreenWatch(self, live, policy)
+        await self.states.started(live.project_id)
 
     async def session_exited(self, live: LiveSession, exit_code: int | None) -> None:
         watch = self._watches.get(live.project_id)

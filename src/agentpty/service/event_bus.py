@@ -118,6 +118,7 @@ class EventBus:
         self.subscriber_limit = subscriber_limit
         self._recent: deque[BusEvent] = deque(maxlen=capacity)
         self._subscribers: set[Subscription] = set()
+        self.closed = False
         #: Ids of this lifetime start above any id of an earlier one (wall clock, µs).
         self.first_id = time.time_ns() // 1000
         self._next_id = self.first_id
@@ -147,6 +148,9 @@ class EventBus:
         lost to the client): it must reload the current state.
         """
         subscription = Subscription(self, self.subscriber_limit, accept)
+        if self.closed:
+            subscription.close()
+            return subscription, [], False
         self._subscribers.add(subscription)
         if last_event_id is None:
             return subscription, [], False
@@ -157,6 +161,12 @@ class EventBus:
             return subscription, [], True
         replay = [event for event in self._recent if event.id > last_event_id and accept(event)]
         return subscription, replay, resync
+
+    def close(self) -> None:
+        """End every subscription (server shutdown: open event streams must not hold it up)."""
+        self.closed = True
+        for subscription in list(self._subscribers):
+            subscription.close()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)

@@ -83,7 +83,7 @@ class WebhookSender:
 
     async def _dispatch(self) -> None:
         last: int | None = None
-        while True:
+        while not self.bus.closed:
             subscription, replay, _ = self.bus.subscribe(
                 last, accept=lambda event: event.type in WEBHOOK_TYPES
             )
