@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import echo, idle_cpu, idle_rss, throughput
+from bench import echo, idle_cpu, idle_rss, state_latency, throughput
 from bench.context import Bench, Options
 from bench.report import Row, machine_line, render_table
 from bench.server import ServerProcess, Shutdown
@@ -33,11 +33,12 @@ MEASUREMENTS: dict[str, Measure] = {
     "echo": echo.measure,
     "idle-cpu": idle_cpu.measure,
     "idle-rss": idle_rss.measure,
+    "state": state_latency.measure,
 }
 #: The idle measurements go first: the memory baseline must precede every
 #: session, and no flood may have grown the heap before memory is read.
 #: Echo and throughput then run with the idle fleet still attached.
-RUN_ORDER = ("idle-cpu", "idle-rss", "echo", "throughput")
+RUN_ORDER = ("idle-cpu", "idle-rss", "echo", "throughput", "state")
 SHUTDOWN_TIMEOUT = 15.0
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

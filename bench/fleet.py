@@ -54,6 +54,10 @@ class Fleet:
         self._readers: list[asyncio.Task[None]] = []
 
     @property
+    def project_ids(self) -> list[str]:
+        return [member.project_id for member in self._members]
+
+    @property
     def size(self) -> int:
         return len(self._members)
 
