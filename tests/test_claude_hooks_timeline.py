@@ -43,7 +43,7 @@ async def on_screen(terminal: TerminalSession, text: str) -> None:
 
 
 async def test_tool_permission_timeline_matches_the_recording(tmp_path: Path) -> None:
-    """Start, prompt, tool needing permission, Enter, exit: the hooks of the recording, in order."""
+    """Start, prompt, tool needing permission, Enter, stop: the hooks of the recording, in order."""
     binary = require_claude()
     workspace = tmp_path / "ws"
     workspace.mkdir()
@@ -88,10 +88,7 @@ async def test_tool_permission_timeline_matches_the_recording(tmp_path: Path) ->
                 lambda: asyncio.sleep(0, any(e["hook_event_name"] == "Stop" for e in events(log)))
             )
             await on_screen(terminal, "tool done")
-            terminal.send_input(PASTE_START + "/exit" + PASTE_END)
-            await on_screen(terminal, "❯ /exit")
-            terminal.send_input("\r")
-            await eventually(lambda: asyncio.sleep(0, not terminal.alive))
+            await terminal.stop()  # SIGTERM: SessionEnd (reason "other") still fires
         finally:
             if terminal.alive:
                 await terminal.stop()
