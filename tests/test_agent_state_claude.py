@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.claude_world import ClaudeWorld, claude_world, type_message
+from tests.claude_permissions import asking_mode_args
+from tests.claude_world import ClaudeWorld, claude_world, require_claude, type_message
 from tests.helpers import TermClient, create_milestone, eventually, timeout
 from tests.sse import sse_client
 
@@ -70,7 +71,7 @@ async def test_states_follow_prompt_permission_and_exit_everywhere(
     A second tab and the SSE stream see the same events in order, and an SSE
     client reconnecting with Last-Event-ID gets exactly what it missed.
     """
-    async with claude_world.server() as server:
+    async with claude_world.server(claude_args=asking_mode_args(require_claude())) as server:
         project = await claude_world.create_project(server)
         async with sse_client(server) as sse:
             async with server.terminal(project) as tab, server.terminal(project) as other:
@@ -125,7 +126,7 @@ async def test_milestone_waits_for_the_permission_prompt_and_is_confirmed(
     claude_world: ClaudeWorld,
 ) -> None:
     """A milestone started during a permission prompt is typed only after it is answered."""
-    async with claude_world.server() as server:
+    async with claude_world.server(claude_args=asking_mode_args(require_claude())) as server:
         project = await claude_world.create_project(server)
         async with sse_client(server) as sse, server.terminal(project) as tab:
             await tab.recv_type("status")
@@ -143,8 +144,9 @@ async def test_milestone_waits_for_the_permission_prompt_and_is_confirmed(
                 )
                 context = workspace / ".milestones" / milestone / "MILESTONE-CONTEXT.md"
                 await eventually(lambda: asyncio.sleep(0, context.exists()))
-                # The command is now queued behind the question: give it every chance to misbehave.
-                await tab.settle(quiet=1.0)
+                # The command is now queued behind the question: a bounded wait for the
+                # wrong outcome (the start finishing while the question is still open).
+                await asyncio.wait({start}, timeout=timeout(2))
                 assert not start.done()
                 assert not (workspace / "x").exists()
                 assert len(claude_world.api.requests) == 2

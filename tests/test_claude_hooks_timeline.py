@@ -23,6 +23,7 @@ from agentpty.agents.capabilities import ReportKind
 from agentpty.agents.claude_hooks import ClaudeHooks
 from agentpty.terminal.session import TerminalSession
 from tests.claude_env import claude_env, seed_claude_config
+from tests.claude_permissions import asking_mode_args
 from tests.claude_world import API_KEY, PASTE_END, PASTE_START, require_claude
 from tests.fake_messages_api import FakeMessagesAPI
 from tests.helpers import eventually
@@ -59,7 +60,12 @@ async def test_tool_permission_timeline_matches_the_recording(tmp_path: Path) ->
         env = claude_env(config, api.url, API_KEY)
         terminal = TerminalSession(
             "timeline",
-            [binary, f"--session-id={uuid.uuid4()}", f"--settings={hooks.settings_path(tmp_path)}"],
+            [
+                binary,
+                f"--session-id={uuid.uuid4()}",
+                f"--settings={hooks.settings_path(tmp_path)}",
+                asking_mode_args(binary),
+            ],
             cwd=str(workspace),
             env=env,
             rows=40,
