@@ -22,10 +22,12 @@ from agentpty.service.event_bus import EventBus
 from agentpty.store.sqlite import SqliteStore
 
 DATA = Path(__file__).parent / "data" / "claude-hooks-2.1.197"
+VERSIONS = ("2.1.197", "2.1.332")
 
 
-def recorded(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (DATA / f"{name}.jsonl").read_text().splitlines()]
+def recorded(name: str, version: str = "2.1.197") -> list[dict[str, Any]]:
+    folder = DATA.parent / f"claude-hooks-{version}"
+    return [json.loads(line) for line in (folder / f"{name}.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture
@@ -41,23 +43,26 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[AgentStateService, EventB
         await store.close()
 
 
-async def replay(states: AgentStateService, project_id: str, name: str) -> list[AgentState]:
+async def replay(
+    states: AgentStateService, project_id: str, name: str, version: str = "2.1.197"
+) -> list[AgentState]:
     hooks = ClaudeHooks()
     seen = []
-    for payload in recorded(name):
+    for payload in recorded(name, version):
         report = hooks.parse(payload)
         if report is not None:
             seen.append((await states.report(project_id, report)).state)
     return seen
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 async def test_permission_flow_goes_working_needs_input_working_idle(
-    world: tuple[AgentStateService, EventBus, str],
+    world: tuple[AgentStateService, EventBus, str], version: str
 ) -> None:
     """Recorded prompt→tool→permission→approved→stop: the states, the question and the events."""
     states, bus, project = world
     subscription, _, _ = bus.subscribe()
-    seen = await replay(states, project, "tool")
+    seen = await replay(states, project, "tool", version)
     assert seen == [
         AgentState.IDLE,  # SessionStart
         AgentState.WORKING,  # UserPromptSubmit
