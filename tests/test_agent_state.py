@@ -199,3 +199,16 @@ async def test_slow_subscriber_is_cut_off_without_blocking_publish() -> None:
     assert got == [0, 1, 2, 3, 4]
     assert slow.cut_off and await slow.get() is None
     assert bus.subscribers == 1
+
+
+async def test_a_late_hook_after_the_exit_does_not_revive_the_state(
+    world: tuple[AgentStateService, EventBus, str],
+) -> None:
+    """A Stop hook arriving after the process exited leaves the state exited with its code."""
+    states, _, project = world
+    await replay(states, project, "tool")
+    await states.exited(project, 143)
+    stop = ClaudeHooks().parse(recorded("tool")[-2])
+    assert stop is not None and stop.kind is ReportKind.TURN_ENDED
+    view = await states.report(project, stop)
+    assert view.state is AgentState.EXITED and view.detail == {"exit_code": 143}

@@ -99,6 +99,10 @@ class AgentStateService:
         kind = report.kind
         if kind is ReportKind.PROMPT_SUBMITTED:
             self._confirm_prompt(project_id, report.prompt)
+        if (await self.view(project_id)).state is AgentState.EXITED:
+            # A hook of a process already gone, arriving late: the exit stands.
+            return await self.view(project_id)
+        if kind is ReportKind.PROMPT_SUBMITTED:
             return await self.set(project_id, AgentState.WORKING, {"source": "hook"})
         if kind is ReportKind.TOOL_STARTED:
             current = await self.view(project_id)
