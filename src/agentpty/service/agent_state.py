@@ -137,7 +137,8 @@ class AgentStateService:
         return await self.set(project_id, AgentState.STARTING, {})
 
     async def exited(self, project_id: str, exit_code: int | None) -> StateView:
-        self._fail_prompts(project_id)
+        # Prompt expectations stay: a process replacing an expired conversation
+        # receives the command next (its waiter watches the process it typed into).
         return await self.set(project_id, AgentState.EXITED, {"exit_code": exit_code})
 
     async def observe_screen(self, project_id: str, state: AgentState, **detail: Any) -> None:

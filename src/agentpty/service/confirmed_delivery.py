@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Confirmation", "Delivery", "confirm_delivery"]
 
-#: Characters of the typed text looked for on screen (agents without hooks).
+#: Characters of the typed text looked for on screen (its echo).
 ECHO_PROBE = 40
+#: How often, at most, the screen is examined for a refusal while output streams in.
+REFUSAL_CHECK_INTERVAL = 0.1
 
 
 class Confirmation(StrEnum):
@@ -83,23 +85,97 @@ async def confirm_delivery(
             return Delivery(Confirmation.NOT_READY, result.reason or str(result.outcome))
         if expected is None:
             return _echo(live, text)
-        try:
-            async with asyncio.timeout(confirm_timeout):
-                prompt = await asyncio.shield(expected)
-        except (TimeoutError, asyncio.CancelledError):
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            if expected.cancelled() and not live.terminal.alive:
-                return Delivery(Confirmation.NOT_READY, "the agent exited before confirming")
-            return Delivery(
-                Confirmation.UNCONFIRMED,
-                f"typed, but the agent did not report the prompt within {confirm_timeout:g} s",
-            )
-        return Delivery(Confirmation.DELIVERED, "confirmed by the agent's prompt hook", prompt)
+        return await _await_confirmation(live, text, expected, confirm_timeout)
     finally:
         if expected is not None and not expected.done():
             expected.cancel()
+
+
+async def _await_confirmation(
+    live: LiveSession, text: str, expected: asyncio.Future[str], confirm_timeout: float
+) -> Delivery:
+    """Wait for the prompt report, a refusal under the command's echo, or the process exit.
+
+    A refusal can come after the typing's own watch ended (a loaded machine):
+    it still counts when it shows below the echo of this command.
+    """
+    loop = asyncio.get_running_loop()
+    decided: asyncio.Future[Delivery] = loop.create_future()
+    check: asyncio.TimerHandle | None = None
+
+    def decide(delivery: Delivery) -> None:
+        if not decided.done():
+            decided.set_result(delivery)
+
+    def examine() -> None:
+        nonlocal check
+        check = None
+        words = _refusal_below_echo(live, text)
+        if words is not None:
+            decide(Delivery(Confirmation.REFUSED, f"the agent answered {words!r}", words))
+
+    def on_output(_text: str) -> None:
+        nonlocal check
+        if check is None:
+            check = loop.call_later(REFUSAL_CHECK_INTERVAL, examine)
+
+    def on_exit(_code: int) -> None:
+        examine()
+        decide(Delivery(Confirmation.NOT_READY, "the agent exited before confirming"))
+
+    def on_prompt(done: asyncio.Future[str]) -> None:
+        if not done.cancelled():
+            decide(
+                Delivery(
+                    Confirmation.DELIVERED, "confirmed by the agent's prompt hook", done.result()
+                )
+            )
+
+    expected.add_done_callback(on_prompt)
+    remove_output = live.terminal.add_output_listener(on_output)
+    remove_exit = live.terminal.add_exit_callback(on_exit)
+    examine()
+    if not live.terminal.alive:
+        on_exit(live.terminal.exit_code or 0)
+    try:
+        async with asyncio.timeout(confirm_timeout):
+            return await decided
+    except TimeoutError:
+        return Delivery(
+            Confirmation.UNCONFIRMED,
+            f"typed, but the agent did not report the prompt within {confirm_timeout:g} s",
+        )
+    finally:
+        expected.remove_done_callback(on_prompt)
+        remove_output()
+        remove_exit()
+        if check is not None:
+            check.cancel()
+
+
+def _refusal_below_echo(live: LiveSession, text: str) -> str | None:
+    """A refusal of ``text`` on screen: a refusal line naming its command, or below its echo.
+
+    Claude Code answers an unknown slash command with ``Unknown command:
+    /name`` and may not echo the command itself.
+    """
+    markers = live.commands.policy.rejection_markers
+    probe = _probe(text)
+    if not markers or not probe:
+        return None
+    lines = live.terminal.screen.lines()
+    name = probe.split()[0] if probe.startswith("/") else None
+    echoed = [i for i, line in enumerate(lines) if probe in line]
+    below = lines[echoed[-1] + 1 :] if echoed else []
+    for line in below if name is None else lines:
+        if any(marker in line for marker in markers) and (name is None or name in line):
+            return line.strip(" ●")
+    return None
+
+
+def _probe(text: str) -> str:
+    stripped = text.strip()
+    return stripped.splitlines()[0][:ECHO_PROBE] if stripped else ""
 
 
 def _refusal_line(live: LiveSession, result: DeliveryResult) -> str | None:
@@ -112,7 +188,7 @@ def _refusal_line(live: LiveSession, result: DeliveryResult) -> str | None:
 
 
 def _echo(live: LiveSession, text: str) -> Delivery:
-    probe = text.strip().splitlines()[0][:ECHO_PROBE] if text.strip() else ""
+    probe = _probe(text)
     if probe and probe in live.terminal.screen.text():
         return Delivery(Confirmation.DELIVERED, "echoed on screen")
     return Delivery(Confirmation.UNCONFIRMED, "typed, but its echo is not on screen")

@@ -225,12 +225,17 @@ class MilestoneService:
         if initial and profile.has_conversations:
             live, started = await self.sessions.ensure(project, initial_prompt=command)
             if not started:
-                return live, await self.sessions.deliver(live, command)
+                result = await self.sessions.deliver(live, command)
+                return self.sessions.current(project.id) or live, result
             result = await self._watch_initial_prompt(live)
             # A replacement for an expired conversation starts without the prompt.
-            return live, await self.sessions.redeliver_after_expiry(live, result, command)
+            result = await self.sessions.redeliver_after_expiry(live, result, command)
+            # The replacement (if any) is the process that must confirm the command.
+            return self.sessions.current(project.id) or live, result
         live, _ = await self.sessions.ensure(project)
-        return live, await self.sessions.deliver(live, command, submit=True)
+        result = await self.sessions.deliver(live, command, submit=True)
+        # Delivered into a replacement if the conversation expired: that one confirms.
+        return self.sessions.current(project.id) or live, result
 
     @staticmethod
     async def _watch_initial_prompt(live: LiveSession) -> DeliveryResult:
