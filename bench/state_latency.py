@@ -49,11 +49,15 @@ async def measure(bench: Bench) -> list[Row]:
     projects = fleet.project_ids
     arrived: dict[tuple[str, str], float] = {}
     waiting: dict[tuple[str, str], asyncio.Event] = {}
+    opened = asyncio.Event()
+    settled: set[str] = set()
+    all_settled = asyncio.Event()
 
     async def read_stream() -> None:
         async with server.http.stream("GET", "/api/events", timeout=None) as response:
             name, data = "", ""
             async for line in response.aiter_lines():
+                opened.set()  # the stream's first line: a comment with the last id
                 if line.startswith("event:"):
                     name = line[6:].strip()
                 elif line.startswith("data:"):
@@ -65,12 +69,22 @@ async def measure(bench: Bench) -> list[Row]:
                         arrived[key] = time.perf_counter()
                         if key in waiting:
                             waiting[key].set()
+                        if event["agent_state"] == "idle":
+                            settled.add(event["project_id"])
+                            if settled >= set(projects):
+                                all_settled.set()
                     name, data = "", ""
 
     reader = asyncio.get_running_loop().create_task(read_stream())
     latencies: list[float] = []
     try:
-        await asyncio.sleep(0.5)  # the stream is open before the first report
+        await asyncio.wait_for(opened.wait(), 30)  # the stream is open before the first report
+        # The shells' own screen-driven states must have settled (idle), or a
+        # late "quiet: idle" would overtake a hook report below.
+        listed = (await server.http.get("/api/output-projects?limit=1000")).json()
+        settled.update(p["id"] for p in listed["output_projects"] if p["agent_state"] == "idle")
+        if not settled >= set(projects):
+            await asyncio.wait_for(all_settled.wait(), 60)
         for _ in range(rounds):
             for event, state in (("UserPromptSubmit", "working"), ("Stop", "idle")):
                 for project in projects:
