@@ -5,17 +5,27 @@ BIN := $(VENV)/bin
 CLAUDE_CODE_VERSION := 2.1.197
 CLAUDE_PREFIX := .cache/npm
 CLAUDE_BIN := $(CLAUDE_PREFIX)/node_modules/.bin/claude
+# Each CLI in its own prefix: .cache/npm is shared and holds Claude Code only.
+CODEX_VERSION := 0.171.0
+CODEX_PREFIX := .cache/npm-codex
+CODEX_BIN := $(CODEX_PREFIX)/node_modules/.bin/codex
+GEMINI_VERSION := 0.61.0
+GEMINI_PREFIX := .cache/npm-gemini
+GEMINI_BIN := $(GEMINI_PREFIX)/node_modules/.bin/gemini
 VENDOR := src/agentpty/web/vendor
 
-.PHONY: run test lint bench web claude chromium clean test-claude-latest
+.PHONY: run test lint bench web claude codex gemini chromium clean test-claude-latest
 
 run: $(VENV)/.run web
 	$(BIN)/agentpty serve
 
-test: $(VENV)/.test web claude chromium
+test: $(VENV)/.test web claude codex gemini chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	AGENTPTY_TEST_CLAUDE_BIN=$(abspath $(CLAUDE_BIN)) $(BIN)/pytest -q $(PYTEST_ARGS)
+	AGENTPTY_TEST_CLAUDE_BIN=$(abspath $(CLAUDE_BIN)) \
+	AGENTPTY_TEST_CODEX_BIN=$(abspath $(CODEX_BIN)) \
+	AGENTPTY_TEST_GEMINI_BIN=$(abspath $(GEMINI_BIN)) \
+	    $(BIN)/pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests bench
@@ -54,6 +64,26 @@ $(CLAUDE_BIN):
 	mkdir -p $(CLAUDE_PREFIX)
 	npm install --prefix $(CLAUDE_PREFIX) --no-audit --no-fund --loglevel=error \
 	    @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	test -x $@
+
+# The real Codex CLI, pinned. npm fetches its native binary as the optional
+# dependency @openai/codex-linux-x64 from the registry: nothing is downloaded
+# at run time (docs/codex.md).
+codex: $(CODEX_BIN)
+
+$(CODEX_BIN):
+	mkdir -p $(CODEX_PREFIX)
+	npm install --prefix $(CODEX_PREFIX) --no-audit --no-fund --loglevel=error \
+	    @openai/codex@$(CODEX_VERSION)
+	test -x $@
+
+# The real Gemini CLI, pinned (plain JavaScript; runs on the system's Node 20).
+gemini: $(GEMINI_BIN)
+
+$(GEMINI_BIN):
+	mkdir -p $(GEMINI_PREFIX)
+	npm install --prefix $(GEMINI_PREFIX) --no-audit --no-fund --loglevel=error \
+	    @google/gemini-cli@$(GEMINI_VERSION)
 	test -x $@
 
 # Version drift: the agent-state and delivery tests on the newest Claude Code

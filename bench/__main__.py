@@ -20,25 +20,47 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import echo, idle_cpu, idle_rss, state_latency, throughput
+from bench import (
+    attach,
+    echo,
+    first_screen,
+    idle_cpu,
+    idle_rss,
+    stalled,
+    state_latency,
+    throughput,
+)
 from bench.context import Bench, Options
 from bench.report import Row, machine_line, render_table
 from bench.server import ServerProcess, Shutdown
 
 Measure = Callable[[Bench], Awaitable[list[Row]]]
 
-#: In table order: (a) to (d) as DESIGN.md's budgets list them.
+#: In table order: (a) to (d) as DESIGN.md's budgets list them, then the stalled viewer and
+#: the first screen (the hot-path budgets), then the CLI's attach.
 MEASUREMENTS: dict[str, Measure] = {
     "throughput": throughput.measure,
     "echo": echo.measure,
     "idle-cpu": idle_cpu.measure,
     "idle-rss": idle_rss.measure,
+    "stalled": stalled.measure,
+    "first-screen": first_screen.measure,
+    "attach": attach.measure,
     "state": state_latency.measure,
 }
 #: The idle measurements go first: the memory baseline must precede every
 #: session, and no flood may have grown the heap before memory is read.
 #: Echo and throughput then run with the idle fleet still attached.
-RUN_ORDER = ("idle-cpu", "idle-rss", "echo", "throughput", "state")
+RUN_ORDER = (
+    "idle-cpu",
+    "idle-rss",
+    "echo",
+    "first-screen",
+    "attach",
+    "throughput",
+    "stalled",
+    "state",
+)
 SHUTDOWN_TIMEOUT = 15.0
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -59,6 +81,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--results", type=Path, default=DEFAULT_RESULTS, help="where to write the table"
+    )
+    parser.add_argument(
+        "--rounds", type=int, metavar="N", help="throughput passes per variant (default 7)"
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the server, e.g. AGENTPTY_EVENT_LOOP=asyncio (repeatable)",
+    )
+    parser.add_argument(
+        "--server-src",
+        type=Path,
+        metavar="DIR",
+        help="import the server from this src folder (e.g. an export of an older commit)",
     )
     return parser.parse_args(argv)
 
@@ -83,11 +121,13 @@ def _shutdown_row(shutdown: Shutdown) -> Row:
     )
 
 
-async def _run(options: Options, selected: list[str]) -> list[Row]:
+async def _run(
+    options: Options, selected: list[str], env: dict[str, str], source: Path | None
+) -> list[Row]:
     results: dict[str, list[Row]] = {}
     with tempfile.TemporaryDirectory(prefix="agentpty-bench-") as tmp:
         _log("starting the server")
-        server = await ServerProcess.start(Path(tmp))
+        server = await ServerProcess.start(Path(tmp), extra_env=env, source=source)
         bench: Bench | None = None
         try:
             await server.warm_up()
@@ -116,14 +156,22 @@ async def _run(options: Options, selected: list[str]) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    options = Options(quick=args.quick)
+    options = Options(quick=args.quick, rounds=args.rounds)
     selected = args.only or list(MEASUREMENTS)
     mode = "quick" if args.quick else "full"
     if args.only:
         mode += f", only {', '.join(args.only)}"
+    env = dict(item.partition("=")[::2] for item in args.server_env)
+    if env:
+        mode += f", server env {' '.join(args.server_env)}"
+    if args.server_src:
+        mode += f", server from {args.server_src}"
+    if args.rounds:
+        mode += f", {args.rounds} throughput rounds"
     header = machine_line(mode)
     try:
-        rows = asyncio.run(_run(options, selected))
+        source = args.server_src.resolve() if args.server_src else None
+        rows = asyncio.run(_run(options, selected, env, source))
     except RuntimeError as exc:
         _log(str(exc))
         return 2

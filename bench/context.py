@@ -20,6 +20,8 @@ __all__ = ["Bench", "Options"]
 class Options:
     quick: bool
     fleet_size: int = 50
+    #: Throughput passes (direct and each WebSocket variant); None: 7, or 1 with ``quick``.
+    rounds: int | None = None
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["PROMPT", "ServerProcess", "Shutdown", "cpu_seconds", "rss_mib"]
+__all__ = ["PROMPT", "ServerProcess", "Shutdown", "cpu_seconds", "cpu_seconds_fine", "rss_mib"]
 
 #: The shells' prompt, set by the private .bashrc. It is followed by a space that a
 #: screen snapshot trims (the shell may have prompted before the client attached).
@@ -43,6 +43,20 @@ def cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])  # stat fields 14 and 15
     return (utime + stime) / _CLK_TCK
+
+
+def cpu_seconds_fine(pid: int) -> float:
+    """CPU time of process ``pid``'s live threads from ``schedstat`` (nanoseconds).
+
+    ``/proc/<pid>/stat`` counts in clock ticks (10 ms): too coarse for an idle
+    window of a few ms of CPU. Threads that exit are not counted, so use it
+    over windows in which none do.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def rss_mib(pid: int) -> float:
@@ -119,9 +133,28 @@ class ServerProcess:
     def ws_url(self) -> str:
         return "ws" + self.base_url.removeprefix("http")
 
+    @property
+    def host(self) -> str:
+        return self.base_url.removeprefix("http://").rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
     @classmethod
-    async def start(cls, workdir: Path, *, timeout: float = 60.0) -> ServerProcess:
+    async def start(
+        cls,
+        workdir: Path,
+        *,
+        timeout: float = 60.0,
+        extra_env: dict[str, str] | None = None,
+        source: Path | None = None,
+    ) -> ServerProcess:
         """Start a server with its data and its shells' HOME under ``workdir``.
+
+        ``extra_env`` is added to its environment (``AGENTPTY_*`` settings);
+        ``source`` is another ``src`` folder (absolute) to import agentpty from (to
+        measure an earlier version with the same bench).
 
         Returns once the server printed its start line; raises ``RuntimeError``
         (with the end of its log) if it exits or stays silent for ``timeout`` s.
@@ -136,7 +169,12 @@ class ServerProcess:
             "AGENTPTY_DATA_DIR": str(workdir / "data"),
             "AGENTPTY_TOKEN": _TOKEN,
             "AGENTPTY_DEFAULT_AGENT": "shell",
+            **(extra_env or {}),
         }
+        if source is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                [str(source), *filter(None, [os.environ.get("PYTHONPATH")])]
+            )
         argv = [sys.executable, "-m", "agentpty", "serve", "--port", "0"]
         argv += ["--log-level", "warning"]
         with log_path.open("wb") as log:

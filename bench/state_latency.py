@@ -2,7 +2,7 @@
 
 The idle fleet's 50 projects each report hook events (recorded Claude Code
 payloads: ``UserPromptSubmit`` then ``Stop``, so every report is a state
-change) through ``POST /api/hooks/claude/<id>``, as the agent's hook command
+change) through ``POST /api/hooks/<id>``, as the agent's hook command
 does; one client reads ``GET /api/events``. Latency is from just before the
 hook request is sent to the moment the client has parsed the matching
 ``state`` event (so it includes the HTTP request, the store write and the
@@ -96,7 +96,7 @@ async def measure(bench: Bench) -> list[Row]:
                     ).hexdigest()
                     sent = time.perf_counter()
                     response = await server.http.post(
-                        f"/api/hooks/claude/{project}",
+                        f"/api/hooks/{project}",
                         params={"key": hook_key},
                         json=payloads[event],
                     )

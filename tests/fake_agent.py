@@ -12,6 +12,15 @@ with source "clear"), ``/exit``, a positional initial prompt, SessionStart
 and UserPromptSubmit hooks from ``--settings=<file>``, and
 ``-p --output-format=stream-json``. Each submitted message is appended to
 ``$FAKE_AGENT_LOG`` as JSON (session id, text, turn, cwd).
+
+With ``FAKE_AGENT_OWN_ID=1`` it stands in for an agent that chooses its own
+conversation ids, as Codex does: ``--session-id`` is refused, a start
+without ``--resume`` picks a fresh id that the terminal never shows; it is
+told only through the hooks (if ``--settings`` is given) or by the
+conversation file ``$CLAUDE_CONFIG_DIR/own/<id>.jsonl``, whose first line
+(``{"type": "meta", "id", "cwd"}``) is written with the first message (and
+in a headless run's ``init`` event). ``--resume`` of a missing conversation
+prints ``Error: no saved conversation``.
 """
 
 from __future__ import annotations
@@ -31,7 +40,12 @@ CONFIG = Path(os.environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
 CWD = os.getcwd()
 
 
+OWN_ID = os.environ.get("FAKE_AGENT_OWN_ID") == "1"
+
+
 def transcript(session_id: str) -> Path:
+    if OWN_ID:
+        return CONFIG / "own" / f"{session_id}.jsonl"
     return CONFIG / "projects" / re.sub(r"[^A-Za-z0-9]", "-", CWD) / f"{session_id}.jsonl"
 
 
@@ -79,6 +93,9 @@ class Agent:
         )
         path = transcript(self.session_id)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if OWN_ID and not path.exists():
+            meta = {"type": "meta", "id": self.session_id, "cwd": CWD}
+            path.write_text(json.dumps(meta) + "\n")
         with path.open("a") as handle:
             handle.write(
                 json.dumps({"type": "user", "sessionId": self.session_id, "text": expanded}) + "\n"
@@ -183,7 +200,8 @@ def interactive(agent: Agent, initial: str | None) -> int:
                 sys.stdout.flush()
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        write(f"\r\nResume this session with:\r\nclaude --resume {agent.session_id}\r\n")
+        if not OWN_ID:
+            write(f"\r\nResume this session with:\r\nclaude --resume {agent.session_id}\r\n")
         sys.stdout.flush()
 
 
@@ -199,7 +217,13 @@ def main(argv: list[str]) -> int:
         else:
             key, _, value = arg.partition("=")
             options[key] = value
+    if OWN_ID and "--session-id" in options:
+        print("Error: this agent chooses its own conversation ids")
+        return 2
     session_id = options.get("--resume") or options.get("--session-id") or str(uuid.uuid4())
+    if OWN_ID and "--resume" in options and not transcript(session_id).exists():
+        print(f"Error: no saved conversation {session_id}")
+        return 1
     if "--resume" in options and not transcript(session_id).exists():
         print(f"No conversation found with session ID: {session_id}")
         return 1

@@ -49,9 +49,10 @@ class RunningServer:
     def ws_url(self) -> str:
         return "ws" + self.base_url.removeprefix("http")
 
-    def http(self, *, auth: bool = True) -> httpx.AsyncClient:
+    def http(self, *, auth: bool = True, wait: float = 30) -> httpx.AsyncClient:
+        """A client; ``wait``: seconds per request (scaled), more where work is long."""
         headers = {"Authorization": f"Bearer {self.token}"} if auth else {}
-        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout(30))
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout(wait))
 
     async def create_project(self, name: str = "demo", agent: str = "shell", **extra: Any) -> str:
         async with self.http() as client:
@@ -111,14 +112,14 @@ class TermClient:
             self._chunks.append(frame["data"])
         return frame
 
-    async def recv_type(self, kind: str, wait: float = 10) -> dict[str, Any]:
+    async def recv_type(self, kind: str, wait: float = 30) -> dict[str, Any]:
         async with asyncio.timeout(timeout(wait)):
             while True:
                 frame = await self.recv(wait)
                 if frame["type"] == kind:
                     return frame
 
-    async def read_until(self, text: str, wait: float = 10) -> str:
+    async def read_until(self, text: str, wait: float = 30) -> str:
         """Read frames until the accumulated output contains ``text``.
 
         On timeout the failure shows the end of the output, so a CI log says
@@ -157,7 +158,7 @@ class TermClient:
         self._rendered = len(output)
         return [line.rstrip() for line in self._screen.display]
 
-    async def read_screen_until(self, text: str, wait: float = 10) -> str:
+    async def read_screen_until(self, text: str, wait: float = 30) -> str:
         """Read frames until ``text`` shows on the rendered screen or its scrollback.
 
         For TUIs such as Claude Code, which redraw only the cells that
@@ -283,7 +284,7 @@ async def serve(
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
-    services.sessions.set_server_url(base_url, TOKEN)
+    services.set_server_url(base_url, TOKEN)
     config = uvicorn.Config(app, log_level="warning", ws_max_size=1024 * 1024, lifespan="on")
     server = uvicorn.Server(config)
     # uvicorn installs signal handlers only from serve() in the main thread; keep them out.
@@ -302,8 +303,13 @@ async def serve(
         sock.close()
 
 
-async def start_server_process(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
-    """``agentpty serve`` as its own process; returns it and the base URL it printed."""
+async def start_server_process(
+    env: dict[str, str], **options: Any
+) -> tuple[asyncio.subprocess.Process, str]:
+    """``agentpty serve`` as its own process; returns it and the base URL it printed.
+
+    ``options`` go to ``create_subprocess_exec`` (e.g. ``preexec_fn``).
+    """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -312,10 +318,18 @@ async def start_server_process(env: dict[str, str]) -> tuple[asyncio.subprocess.
         env={"AGENTPTY_PORT": "0", "AGENTPTY_TOKEN": TOKEN, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        **options,
     )
     assert process.stdout is not None
-    async with asyncio.timeout(timeout(30)):
-        line = (await process.stdout.readline()).decode()
-    match = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
-    assert match, line
+    try:
+        async with asyncio.timeout(timeout(30)):
+            line = (await process.stdout.readline()).decode()
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
+        assert match, line
+    except BaseException:
+        # Never leave a server behind a failed start.
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        raise
     return process, match.group(1)

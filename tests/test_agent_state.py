@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agentpty.agents.capabilities import ReportKind
-from agentpty.agents.claude_hooks import HOOK_EVENTS, ClaudeHooks
+from agentpty.agents.claude_hooks import HOOK_EVENTS, SETTINGS_FILE, ClaudeHooks
 from agentpty.domain.models import AgentState, OutputProject
 from agentpty.service.agent_state import AgentStateService
 from agentpty.service.event_bus import EventBus
@@ -160,7 +160,7 @@ def test_install_writes_every_verified_event(tmp_path: Path) -> None:
     """install() writes one --settings file with the command for every verified hook event."""
     hooks = ClaudeHooks()
     hooks.install(tmp_path, ["/usr/bin/python3", "-m", "agentpty", "hook"])
-    settings = json.loads(hooks.settings_path(tmp_path).read_text())
+    settings = json.loads((tmp_path / SETTINGS_FILE).read_text())
     assert set(settings["hooks"]) == set(HOOK_EVENTS)
     for groups in settings["hooks"].values():
         assert groups[0]["hooks"][0]["command"] == "/usr/bin/python3 -m agentpty hook"

@@ -173,3 +173,13 @@ async def test_agents_do_not_inherit_secrets(tmp_path: Path) -> None:
     names = {line[4:].split("=", 1)[0] for line in seen}
     assert names & {"AGENTPTY_TOKEN", "AGENTPTY_DATABASE_URL"} == set()
     assert "AGENTPTY_HOOK_URL" in names  # the one agentpty sets on purpose
+
+
+async def test_headless_run_of_an_agent_without_one_is_400(server: RunningServer) -> None:
+    """A shell project has no headless mode: 400 naming the agents that have one."""
+    project = await server.create_project(agent="shell")
+    async with server.http() as http:
+        response = await http.post(f"/api/output-projects/{project}/runs", json={"prompt": "x"})
+    assert response.status_code == 400
+    assert "'shell' has no headless mode" in response.json()["detail"]
+    assert "claude" in response.json()["detail"]

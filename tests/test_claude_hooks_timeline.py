@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from agentpty.agents.capabilities import ReportKind
-from agentpty.agents.claude_hooks import ClaudeHooks
+from agentpty.agents.claude_hooks import SETTINGS_FILE, ClaudeHooks
 from agentpty.terminal.session import TerminalSession
 from tests.claude_env import claude_env, seed_claude_config
 from tests.claude_permissions import asking_mode_args
@@ -63,7 +63,7 @@ async def test_tool_permission_timeline_matches_the_recording(tmp_path: Path) ->
             [
                 binary,
                 f"--session-id={uuid.uuid4()}",
-                f"--settings={hooks.settings_path(tmp_path)}",
+                f"--settings={tmp_path / SETTINGS_FILE}",
                 asking_mode_args(binary),
             ],
             cwd=str(workspace),

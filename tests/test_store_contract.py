@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from agentpty.domain.errors import NotFound
+from agentpty.domain.errors import NotFound, StoreUnavailable
 from agentpty.domain.models import (
     AgentState,
     EventKind,
@@ -477,3 +477,12 @@ async def test_sqlite_project_stored_before_agent_state_reads_with_defaults(
         assert got.state_detail == {} and got.webhook_url is None
     finally:
         await store.close()
+
+
+async def test_health_passes_while_open_and_fails_once_closed(store: Store) -> None:
+    """health() returns on an open store and raises StoreUnavailable once it is closed."""
+    await store.create_project(make_project())
+    await store.health()
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.health()

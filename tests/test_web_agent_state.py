@@ -45,10 +45,10 @@ def payload(event: str) -> dict[str, Any]:
 
 async def report(server: RunningServer, project: str, event: str) -> None:
     """POST one recorded hook payload to the project's hook endpoint, as the agent's hook does."""
-    key = server.services.sessions.hook_key(project)
+    key = server.services.hooks.key(project)
     async with server.http(auth=False) as http:
         response = await http.post(
-            f"/api/hooks/claude/{project}", params={"key": key}, json=payload(event)
+            f"/api/hooks/{project}", params={"key": key}, json=payload(event)
         )
         assert response.status_code == 200, response.text
 

@@ -12,6 +12,7 @@ from playwright.async_api import (
     BrowserContext,
     Error,
     Page,
+    WebSocket,
     async_playwright,
     expect,
 )
@@ -233,6 +234,30 @@ async def test_terminal_echo(server: RunningServer, page: Page) -> None:
     await page.goto(f"{server.base_url}/#/")
     await expect(page.locator(".project-card")).to_have_count(1)
     await screenshot(page, "projects-page-phone")
+
+
+async def test_terminal_output_comes_as_binary_frames(server: RunningServer, page: Page) -> None:
+    """The page asks for the binary dialect: output arrives as raw UTF-8 frames and draws right."""
+    await server.create_project("binary-demo")
+    sockets: list[WebSocket] = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    await sign_in(page, server)
+    await page.get_by_role("link", name="binary-demo").click()
+    await expect(page.locator("#indicator")).to_have_text("live")
+    await wait_terminal(page, r"[$#%>] ?$")
+    assert sockets, "the page opened no WebSocket"
+    binary: list[bytes] = []
+
+    def received(payload: str | bytes) -> None:
+        if isinstance(payload, bytes):
+            binary.append(payload)
+
+    sockets[-1].on("framereceived", received)
+    # printf writes the UTF-8 bytes of "é" whatever the shell's locale.
+    await page.keyboard.type("printf '\\303\\251t\\303\\251-%d\\n' $((40+2))")
+    await page.keyboard.press("Enter")
+    await wait_terminal(page, r"^été-42$")
+    assert any("été-42".encode() in frame for frame in binary)
 
 
 async def test_reload_reattaches_screen(server: RunningServer, page: Page) -> None:

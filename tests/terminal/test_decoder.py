@@ -47,6 +47,6 @@ async def test_split_multibyte_character_through_a_real_pty() -> None:
             frame = await subscriber.get()
             if frame.kind == "closed":
                 break
-            received += frame.data
+            received += frame.text
     assert "é€😀" in received
     assert "\ufffd" not in received

@@ -59,7 +59,7 @@ async def test_old_marker_on_screen_counts_only_when_it_shows_again(program: Sta
     session = program(f"{DIFF_DRAWN}; read go; echo thinking; read go; {DIFF_DRAWN}; sleep 30")
     subscriber, _ = session.subscribe()
     async with asyncio.timeout(timeout(10)):
-        while "and" not in (await subscriber.get()).data:
+        while "and" not in (await subscriber.get()).text:
             pass
     assert await answer(session, watch_outcome(session, ["Unknown command"], [], 0.5)) is None
     again = await answer(session, watch_outcome(session, ["Unknown command"], [], 30))

@@ -9,18 +9,18 @@ import sys
 from agentpty.domain.models import SessionState
 from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.session import SessionLimits, Subscriber, TerminalSession
-from tests.helpers import timeout, wait_foreground
+from tests.helpers import eventually, timeout, wait_foreground
 
 ENV = {"PATH": os.environ["PATH"], "TERM": "xterm-256color", "PS1": "$ "}
 
 
-async def read_until(subscriber: Subscriber, text: str, wait: float = 10) -> str:
+async def read_until(subscriber: Subscriber, text: str, wait: float = 30) -> str:
     seen = ""
     async with asyncio.timeout(timeout(wait)):
         while text not in seen:
             frame = await subscriber.get()
             assert frame.kind == "output", f"process ended before {text!r}: {seen!r}"
-            seen += frame.data
+            seen += frame.text
     return seen
 
 
@@ -86,7 +86,7 @@ async def test_stalled_subscriber_is_resynced_without_slowing_others() -> None:
     assert "\n399999\r\n" in seen
     assert stalled.resyncs >= 1
     frame = await stalled.get()
-    assert frame.kind == "output" and "END-OF-SEQ" in frame.data  # a fresh snapshot
+    assert frame.kind == "output" and "END-OF-SEQ" in frame.text  # a fresh snapshot
 
 
 async def test_idle_session_without_clients_is_stopped() -> None:
@@ -156,3 +156,26 @@ async def test_screen_snapshot_shows_earlier_output() -> None:
     assert "snap-42" in snapshot
     assert "snap-42" in session.screen.text()
     await session.stop()
+
+
+async def test_quiet_screen_model_hibernates_and_wakes_on_output() -> None:
+    """After a quiet spell the screen model sleeps; a snapshot still shows the screen, and new
+    output wakes it."""
+    limits = SessionLimits(screen_hibernate_delay=0.05)
+    session = shell(limits=limits)
+    subscriber, _ = session.subscribe()
+    session.start()
+    try:
+        session.send_input("printf 'x%.0s' $(seq 1 5000); echo; echo sleepy-$((3*3))\n")
+        await read_until(subscriber, "sleepy-9")
+
+        async def asleep() -> bool | None:
+            return session.screen.hibernating or None
+
+        await eventually(asleep, wait=timeout(10))
+        assert "sleepy-9" in session.snapshot()
+        session.send_input("echo awake-$((2*2))\n")
+        await read_until(subscriber, "awake-4")
+        assert "awake-4" in session.screen.text()
+    finally:
+        await session.stop()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from agentpty.agents.capabilities import (
+        ConversationSupport,
+        HeadlessSupport,
+        HookSupport,
+        ScreenMarkers,
+    )
 
 __all__ = ["SECRET_PREFIX", "AgentProfile", "Launch", "agent_env"]
 
@@ -26,36 +34,50 @@ class Launch:
 class AgentProfile(Protocol):
     """What agentpty needs to know about one agent CLI.
 
+    A profile declares capabilities (``agents/capabilities.py``); a missing
+    capability is None, and the services never guess from an agent's name.
     Profiles build argv and env and read the agent's own files; they do no
     database or network I/O.
     """
 
     name: str
-    #: Text on screen that means the agent waits for input (None: use output quiet time).
-    ready_marker: str | None
-    #: True when the agent keeps a conversation under an id we choose.
-    has_conversations: bool
-    #: Substrings of early output meaning the stored conversation id cannot be used.
-    expired_markers: tuple[str, ...]
-    #: Text on screen meaning "busy" even while ``ready_marker`` shows.
-    busy_markers: tuple[str, ...]
-    #: Output after a submitted command meaning it was refused.
-    rejection_markers: tuple[str, ...]
+    #: Text on screen meaning ready, busy, refused, expired.
+    markers: ScreenMarkers
     #: True when commands are typed as a bracketed paste (the agent understands it).
     bracketed_paste: bool
+
+    # Capabilities are read-only (properties, so a profile may declare its
+    # own concrete classes): None means the agent lacks it.
+
+    @property
+    def conversations(self) -> ConversationSupport | None:
+        """How its conversations are kept and resumed; None: nothing to resume (a shell)."""
+        ...
+
+    @property
+    def hooks(self) -> HookSupport | None:
+        """How it reports its doings; None: screen markers are all agentpty has."""
+        ...
+
+    @property
+    def headless(self) -> HeadlessSupport | None:
+        """How it runs one prompt without a terminal; None: it cannot."""
+        ...
 
     def unavailable_reason(self) -> str | None:
         """None when the agent can run here, else what is missing and how to fix it."""
         ...
 
-    def conversation_exists(self, session_id: str) -> bool:
-        """True when a conversation with this id has at least one message."""
-        ...
-
     def launch(
-        self, *, cwd: str, session_id: str | None, initial_prompt: str | None = None
+        self, *, cwd: str, conversation_id: str | None, initial_prompt: str | None = None
     ) -> Launch:
-        """argv and env to start (or resume) the conversation ``session_id`` in ``cwd``."""
+        """argv and env to start the agent in ``cwd``.
+
+        With ``conversation_id``: resume it if it exists, else start a
+        conversation under it (agents that let agentpty choose the id) or a
+        fresh one (agents that choose their own). Without: a fresh
+        conversation, whose id the agent chooses.
+        """
         ...
 
 

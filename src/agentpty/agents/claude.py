@@ -4,40 +4,128 @@ Verified against the pinned CLI (see docs/claude-code-findings.md):
 ``--session-id=<uuid>`` starts a conversation with our id (its transcript
 appears only after the first message), ``--resume=<uuid>`` continues one.
 The ``--flag=value`` form keeps an id from ever being read as another flag.
+Its capabilities: conversations whose ids agentpty chooses, hooks through a
+``--settings`` file, and headless runs printing stream-json.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from agentpty.agents.base import Launch
+from agentpty.agents.capabilities import (
+    RunEvent,
+    RunEventKind,
+    ScreenMarkers,
+)
+from agentpty.agents.claude_hooks import PROMPT_DIALOG_MARKERS, ClaudeHooks
 
-__all__ = ["INSTALL_HINT", "ClaudeProfile"]
+__all__ = [
+    "INSTALL_HINT",
+    "ClaudeConversations",
+    "ClaudeHeadless",
+    "ClaudeHooks",
+    "ClaudeProfile",
+    "parse_stream_json",
+]
 
 INSTALL_HINT = (
     "install Claude Code with 'npm install -g @anthropic-ai/claude-code' (or set "
     "AGENTPTY_CLAUDE_BIN to its path), then log in once with 'claude' or set ANTHROPIC_API_KEY"
 )
+#: Claude Code's conversation ids are UUIDs (it refuses anything else with "Invalid session ID").
+UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class ClaudeConversations:
+    """Conversations under ids agentpty chooses; a transcript per id in the config dir."""
+
+    chooses_id = True
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    @property
+    def config_dir(self) -> Path:
+        configured = self._env.get("CLAUDE_CONFIG_DIR")
+        return Path(configured) if configured else Path(self._env.get("HOME", "~")) / ".claude"
+
+    def valid_id(self, value: str) -> bool:
+        return bool(UUID_PATTERN.fullmatch(value))
+
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def transcript(self, conversation_id: str) -> Path | None:
+        """The conversation's transcript file, found by glob (the folder name may be shortened)."""
+        if not self.valid_id(conversation_id):
+            return None  # never put a foreign string into a glob pattern
+        for path in self.config_dir.expanduser().glob(f"projects/*/{conversation_id}.jsonl"):
+            return path
+        return None
+
+    def exists(self, conversation_id: str) -> bool:
+        path = self.transcript(conversation_id)
+        if path is None:
+            return False
+        try:
+            with path.open("rb") as handle:
+                return any(_is_message(line) for line in handle)
+        except OSError:
+            return False
+
+    def discover(self, cwd: str, since: datetime) -> str | None:
+        return None  # the id is ours from the start
+
+
+class ClaudeHeadless:
+    """``claude -p --output-format=stream-json --verbose``: one NDJSON event per line."""
+
+    def __init__(self, profile: ClaudeProfile) -> None:
+        self._profile = profile
+
+    def launch(self, *, cwd: str, prompt: str, conversation_id: str | None) -> Launch:
+        conversation, resumed = self._profile.conversation_args(conversation_id)
+        argv = [
+            self._profile.executable() or self._profile.binary,
+            "-p",
+            "--output-format=stream-json",
+            "--verbose",
+            *conversation,
+            *self._profile.common_args(),
+            "--",
+            prompt,
+        ]
+        return Launch(argv=argv, env=self._profile.env(), resumed=resumed)
+
+    def parse(self, event: Mapping[str, Any]) -> RunEvent | None:
+        return parse_stream_json(event)
 
 
 class ClaudeProfile:
     name = "claude"
-    ready_marker: str | None = "❯"
-    #: The permission dialog's question counts as busy: its menu shows a "❯" too,
-    #: and a command typed into it would answer it (h12, see claude_hooks.py).
-    busy_markers: tuple[str, ...] = ("esc to interrupt", "Do you want to proceed?")
-    rejection_markers: tuple[str, ...] = ("Unknown command", "Unknown slash command")
-    has_conversations = True
-    bracketed_paste = True
-    expired_markers: tuple[str, ...] = (
-        "No conversation found with session ID",
-        "is already in use",
-        "Invalid session ID",
+    markers = ScreenMarkers(
+        ready="❯",
+        # The permission dialog's question counts as busy: its menu shows a "❯" too,
+        # and a command typed into it would answer it (h12, see claude_hooks.py).
+        busy=("esc to interrupt", "Do you want to proceed?"),
+        refusal=("Unknown command", "Unknown slash command"),
+        expired=(
+            "No conversation found with session ID",
+            "is already in use",
+            "Invalid session ID",
+        ),
+        asking=PROMPT_DIALOG_MARKERS,
     )
+    bracketed_paste = True
 
     def __init__(
         self,
@@ -50,12 +138,12 @@ class ClaudeProfile:
         self._env = dict(env)
         self.binary = binary
         self.extra_args = list(extra_args)
-        self.settings_path = settings_path
+        self.conversations = ClaudeConversations(self._env)
+        self.hooks = ClaudeHooks(settings_path)
+        self.headless = ClaudeHeadless(self)
 
-    @property
-    def config_dir(self) -> Path:
-        configured = self._env.get("CLAUDE_CONFIG_DIR")
-        return Path(configured) if configured else Path(self._env.get("HOME", "~")) / ".claude"
+    def env(self) -> dict[str, str]:
+        return dict(self._env)
 
     def executable(self) -> str | None:
         return shutil.which(self.binary, path=self._env.get("PATH", os.defpath))
@@ -65,62 +153,54 @@ class ClaudeProfile:
             return f"the Claude Code binary {self.binary!r} was not found: {INSTALL_HINT}"
         return None
 
-    def transcript(self, session_id: str) -> Path | None:
-        """The conversation's transcript file, found by glob (the folder name may be shortened)."""
-        for path in self.config_dir.expanduser().glob(f"projects/*/{session_id}.jsonl"):
-            return path
-        return None
-
-    def conversation_exists(self, session_id: str) -> bool:
-        path = self.transcript(session_id)
-        if path is None:
-            return False
-        try:
-            with path.open("rb") as handle:
-                for line in handle:
-                    if _is_message(line):
-                        return True
-        except OSError:
-            return False
-        return False
-
-    def _conversation_args(self, session_id: str | None) -> tuple[list[str], bool]:
-        if session_id is None:
+    def conversation_args(self, conversation_id: str | None) -> tuple[list[str], bool]:
+        """``--resume`` when the conversation holds messages, else ``--session-id``; resumed?"""
+        if conversation_id is None:
             return [], False
-        if self.conversation_exists(session_id):
-            return [f"--resume={session_id}"], True
-        return [f"--session-id={session_id}"], False
+        if self.conversations.exists(conversation_id):
+            return [f"--resume={conversation_id}"], True
+        return [f"--session-id={conversation_id}"], False
 
-    def _common_args(self) -> list[str]:
+    def common_args(self) -> list[str]:
         args = []
-        if self.settings_path is not None:
-            args.append(f"--settings={self.settings_path}")
+        if self.hooks.settings_path is not None:
+            args.append(f"--settings={self.hooks.settings_path}")
         return args + self.extra_args
 
     def launch(
-        self, *, cwd: str, session_id: str | None, initial_prompt: str | None = None
+        self, *, cwd: str, conversation_id: str | None, initial_prompt: str | None = None
     ) -> Launch:
-        conversation, resumed = self._conversation_args(session_id)
-        argv = [self.executable() or self.binary, *conversation, *self._common_args()]
+        conversation, resumed = self.conversation_args(conversation_id)
+        argv = [self.executable() or self.binary, *conversation, *self.common_args()]
         if initial_prompt:
             # After "--" nothing (a prompt starting with "-") can be read as a flag.
             argv += ["--", initial_prompt]
-        return Launch(argv=argv, env=dict(self._env), resumed=resumed)
+        return Launch(argv=argv, env=self.env(), resumed=resumed)
 
-    def headless(self, *, prompt: str, session_id: str | None) -> Launch:
-        """argv for ``claude -p`` with NDJSON events, same resume rule."""
-        conversation, resumed = self._conversation_args(session_id)
-        argv = [
-            self.executable() or self.binary,
-            "-p",
-            "--output-format=stream-json",
-            "--verbose",
-            *conversation,
-            *self._common_args(),
-            "--",
-            prompt,
-        ]
-        return Launch(argv=argv, env=dict(self._env), resumed=resumed)
+
+def parse_stream_json(event: Mapping[str, Any]) -> RunEvent | None:
+    """One stream-json event of ``claude -p`` in agentpty's words; None for others."""
+    kind = event.get("type")
+    conversation_id = _text(event.get("session_id"))
+    if kind == "system" and event.get("subtype") == "init":
+        return RunEvent(RunEventKind.INIT, conversation_id)
+    if kind in ("assistant", "user"):
+        return RunEvent(RunEventKind.MESSAGE, conversation_id, text=_message_text(event))
+    if kind == "result":
+        is_error = bool(event.get("is_error"))
+        text = _text(event.get("result"))
+        if is_error and text is None:
+            text = f"the run ended with {event.get('subtype') or 'an error'}"
+        cost, duration = event.get("total_cost_usd"), event.get("duration_ms")
+        return RunEvent(
+            RunEventKind.RESULT,
+            conversation_id,
+            text=text,
+            cost_usd=float(cost) if isinstance(cost, int | float) else None,
+            duration_ms=int(duration) if isinstance(duration, int | float) else None,
+            is_error=is_error,
+        )
+    return None
 
 
 def _is_message(line: bytes) -> bool:
@@ -129,3 +209,25 @@ def _is_message(line: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(entry, dict) and entry.get("type") in ("user", "assistant")
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _message_text(event: Mapping[str, Any]) -> str | None:
+    """The text parts of a stream-json message (tool calls and results have none)."""
+    message = event.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return None
+    parts = [
+        part["text"]
+        for part in content
+        if isinstance(part, dict)
+        and part.get("type") == "text"
+        and isinstance(part.get("text"), str)
+    ]
+    return "".join(parts) if parts else None

@@ -53,11 +53,13 @@ _DETAIL_MAX = 300
 
 
 class ClaudeHooks:
-    """``HookSupport`` for Claude Code."""
+    """``HookSupport`` for Claude Code: a settings file passed with ``--settings``."""
 
-    @staticmethod
-    def settings_path(data_dir: Path) -> Path:
-        return data_dir / SETTINGS_FILE
+    events = HOOK_EVENTS
+
+    def __init__(self, settings_path: Path | None = None) -> None:
+        #: Passed to every start once written (``install``); None: no hooks.
+        self.settings_path = settings_path
 
     def install(self, data_dir: Path, command: Sequence[str]) -> None:
         """Write the ``--settings`` file that runs ``command`` on every event of ``HOOK_EVENTS``.
@@ -67,10 +69,11 @@ class ClaudeHooks:
         """
         line = shlex.join(command)
         hook = [{"matcher": "", "hooks": [{"type": "command", "command": line, "timeout": 10}]}]
-        settings = {"hooks": {event: hook for event in HOOK_EVENTS}}
-        path = self.settings_path(data_dir)
+        settings = {"hooks": {event: hook for event in self.events}}
+        path = data_dir / SETTINGS_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings, indent=2) + "\n")
+        self.settings_path = path
 
     def parse(self, payload: Mapping[str, Any]) -> AgentReport | None:
         """One hook payload in agentpty's words; None for events agentpty does not use."""

@@ -7,21 +7,30 @@ import shutil
 from collections.abc import Mapping, Sequence
 
 from agentpty.agents.base import Launch
+from agentpty.agents.capabilities import (
+    ConversationSupport,
+    HeadlessSupport,
+    HookSupport,
+    ScreenMarkers,
+)
 
 __all__ = ["ShellProfile"]
 
 
 class ShellProfile:
-    """``$SHELL`` (else /bin/bash), interactive. Commands are typed as plain lines."""
+    """``$SHELL`` (else /bin/bash), interactive. Commands are typed as plain lines.
+
+    Declares markers only (none: output quiet for a while means ready); no
+    conversations, hooks or headless runs.
+    """
 
     name = "shell"
-    ready_marker: str | None = None
-    has_conversations = False
-    expired_markers: tuple[str, ...] = ()
-    busy_markers: tuple[str, ...] = ()
-    rejection_markers: tuple[str, ...] = ()
+    markers = ScreenMarkers()
     # Commands are plain lines: a program reading the terminal may not know pastes.
     bracketed_paste = False
+    conversations: ConversationSupport | None = None
+    hooks: HookSupport | None = None
+    headless: HeadlessSupport | None = None
 
     def __init__(
         self,
@@ -38,10 +47,7 @@ class ShellProfile:
             return f"shell {self.shell!r} not found; set SHELL to an installed shell"
         return None
 
-    def conversation_exists(self, session_id: str) -> bool:
-        return False
-
     def launch(
-        self, *, cwd: str, session_id: str | None, initial_prompt: str | None = None
+        self, *, cwd: str, conversation_id: str | None, initial_prompt: str | None = None
     ) -> Launch:
         return Launch(argv=[self.shell, *self.args], env=dict(self._env))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
+from agentpty.api.bodies import SafeJSONResponse, install_validation_handler
 from agentpty.domain.errors import (
     AgentptyError,
     AgentUnavailable,
@@ -35,8 +36,20 @@ def status_for(exc: AgentptyError) -> int:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
+    """Domain errors, HTTP errors and 422s as JSON that renders whatever text they quote."""
+
+    async def handle(request: Request, exc: Exception) -> SafeJSONResponse:
         assert isinstance(exc, AgentptyError)
-        return JSONResponse({"detail": exc.message, "code": exc.code}, status_code=status_for(exc))
+        return SafeJSONResponse(
+            {"detail": exc.message, "code": exc.code}, status_code=status_for(exc)
+        )
+
+    async def handle_http(request: Request, exc: Exception) -> SafeJSONResponse:
+        assert isinstance(exc, HTTPException)
+        return SafeJSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
 
     app.add_exception_handler(AgentptyError, handle)
+    app.add_exception_handler(HTTPException, handle_http)
+    install_validation_handler(app)

@@ -1,13 +1,20 @@
-"""Reports from agents' hooks: the conversation id changed, and what the agent is doing."""
+"""Reports from agents' hooks, posted by ``agentpty hook`` for the agent's project.
+
+The body is the agent's own hook payload; its profile translates it
+(``HookSupport.parse``); the report moves the conversation id and the
+agent state. Authenticated by the per-project key in the URL agentpty gave
+the agent, not by the API token.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 
+from agentpty.api.bodies import text_problem
 from agentpty.api.deps import services
 from agentpty.service.container import Services
 
@@ -17,36 +24,42 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/hooks", tags=["hooks"])
 
 
-class HookEvent(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    session_id: str
-    hook_event_name: str | None = None
-    source: str | None = None
-
-
-@router.post("/claude/{project_id}")
-async def claude_hook(
+@router.post("/{project_id}")
+async def agent_hook(
     project_id: str,
-    event: HookEvent,
+    payload: Annotated[dict[str, Any], Body()],
     key: Annotated[str, Query(max_length=128)],
     svc: Annotated[Services, Depends(services)],
 ) -> dict[str, Any]:
-    """Authenticated by the per-project key in the URL agentpty gave the agent."""
-    if not svc.sessions.hook_key_valid(project_id, key):
+    """Apply one hook report: the stored conversation id and the agent state follow it."""
+    if not svc.hooks.key_valid(project_id, key):
         raise HTTPException(status_code=401, detail="wrong hook key for this project")
-    log.info(
-        "project %s: hook %s (source %s) session %s",
-        project_id,
-        event.hook_event_name,
-        event.source,
-        event.session_id,
-    )
-    changed = False
-    if event.hook_event_name in ("SessionStart", "UserPromptSubmit"):
-        changed = await svc.sessions.report_hook(
-            project_id, event.hook_event_name, event.session_id, event.source
-        )
-    # h12 call site: the agent state (lead: re-point onto the profile's HookSupport).
-    report = svc.claude_hooks.parse(event.model_dump())
-    state = None if report is None else await svc.states.report(project_id, report)
-    return {"changed": changed, "agent_state": None if state is None else str(state.state)}
+    _check_text(payload, ("body",))
+    project = await svc.projects.get(project_id)
+    report, changed = await svc.hooks.receive(project, payload)
+    # h12 call site: the same report drives the agent state (no second parse).
+    state = None if report is None else await svc.states.report(project.id, report)
+    return {
+        "changed": changed,
+        "report": None if report is None else str(report.kind),
+        "agent_state": None if state is None else str(state.state),
+    }
+
+
+def _check_text(value: Any, loc: tuple[str | int, ...]) -> None:
+    """422 naming the field if any text in the payload cannot be stored (surrogates, NUL)."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            raise RequestValidationError([{"loc": loc, "msg": problem, "type": "value_error"}])
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _check_text(name, loc)
+            _check_text(item, (*loc, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, (*loc, index))
+
+
+# Deprecated: the URL agentpty gave Claude Code before hooks became agent-agnostic.
+router.add_api_route("/claude/{project_id}", agent_hook, methods=["POST"], include_in_schema=False)

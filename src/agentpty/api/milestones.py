@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, WebSocket
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Response, WebSocket
+from pydantic import Field
 
+from agentpty.api.bodies import Limit, RequestBody, Skip
 from agentpty.api.deps import services
 from agentpty.api.terminal import attach, open_terminal_socket
 from agentpty.domain.errors import AgentptyError
@@ -23,7 +24,7 @@ ws_router = APIRouter()
 Svc = Annotated[Services, Depends(services)]
 
 
-class MilestoneCreate(BaseModel):
+class MilestoneCreate(RequestBody):
     output_project_id: str = Field(min_length=1, max_length=64)
     title: str = Field(min_length=1, max_length=MAX_TITLE)
     context: str = Field("", max_length=MAX_CONTEXT, description="markdown, at most 1 MiB")
@@ -44,8 +45,8 @@ async def list_milestones(
     svc: Svc,
     output_project_id: str | None = None,
     status: MilestoneStatus | None = None,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    skip: Skip = 0,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     milestones, total = await svc.milestones.list(output_project_id, status, skip, limit)
     return {"milestones": milestones, "total": total}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Response
+from pydantic import Field
 
+from agentpty.api.bodies import Limit, RequestBody, Skip
 from agentpty.api.deps import services
 from agentpty.domain.errors import InvalidInput
 from agentpty.domain.models import OutputProject
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/api/output-projects", tags=["output projects"])
 Svc = Annotated[Services, Depends(services)]
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     agent: str | None = Field(None, description="agent profile; default: the server's")
     workspace_path: str | None = Field(
@@ -32,12 +33,14 @@ class ProjectCreate(BaseModel):
     )
 
 
-class SessionInput(BaseModel):
+class SessionInput(RequestBody):
+    nul_allowed = frozenset({"text"})  # a keystroke (Ctrl-@)
+
     text: str = Field(max_length=1024 * 1024)
     submit: bool = True
 
 
-class SessionStart(BaseModel):
+class SessionStart(RequestBody):
     rows: int = Field(24, ge=1, le=1000)
     cols: int = Field(80, ge=1, le=1000)
 
@@ -61,8 +64,8 @@ async def create_project(body: ProjectCreate, svc: Svc) -> dict[str, Any]:
 @router.get("")
 async def list_projects(
     svc: Svc,
-    skip: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    skip: Skip = 0,
+    limit: Limit = 100,
 ) -> dict[str, Any]:
     projects, total = await svc.projects.list(skip, limit)
     items = [await _describe(svc, project) for project in projects]
@@ -108,7 +111,7 @@ async def session_input(project_id: str, body: SessionInput, svc: Svc) -> dict[s
     if not body.text and not body.submit:
         raise InvalidInput("nothing to send: give text, or submit=true for Enter")
     project = await svc.projects.get(project_id)
-    result = await svc.sessions.send(project, body.text, body.submit)
+    result = await svc.commands.send(project, body.text, submit=body.submit)
     return {"outcome": str(result.outcome), "reason": result.reason, "delivered": result.ok}
 
 

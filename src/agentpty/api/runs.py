@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from agentpty.api.bodies import RequestBody
 from agentpty.api.deps import services
 from agentpty.domain.errors import NotFound
 from agentpty.domain.models import Run
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/api/output-projects/{project_id}/runs", tags=["headl
 Svc = Annotated[Services, Depends(services)]
 
 
-class RunCreate(BaseModel):
+class RunCreate(RequestBody):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
 
 
@@ -35,7 +36,7 @@ async def _run_of(svc: Services, project_id: str, run_id: str) -> Run:
 
 @router.post("", status_code=202)
 async def start_run(project_id: str, body: RunCreate, svc: Svc) -> Run:
-    """Start ``claude -p`` in the project's conversation (409 while a session is live)."""
+    """Run the agent's headless mode in the project's conversation (409 while a session is live)."""
     project = await svc.projects.get(project_id)
     return await svc.runs.start(project, body.prompt)
 

@@ -1,9 +1,9 @@
 """Ties terminal sessions to the agent state and the event stream.
 
-``SessionService`` tells its observers when a session starts, exits and when
-it records a history event; this observer turns those into agent states,
-bus events, a delivery gate (no command is typed while the agent asks
-something) and a screen watch:
+``TerminalSessions`` tells its observers when a session starts and exits,
+``History`` its listeners when it records an event; this observer turns
+those into agent states, bus events, a delivery gate (no command is typed
+while the agent asks something) and a screen watch:
 
 - agents without hooks: output means ``working``, ``quiet_time`` without
   output means ``idle``;
@@ -31,7 +31,7 @@ from agentpty.service.event_bus import EventBus
 from agentpty.service.tasks import OwnedTasks
 
 if TYPE_CHECKING:
-    from agentpty.service.sessions import LiveSession
+    from agentpty.service.sessions import LiveTerminal
 
 __all__ = ["ActivityObserver", "ScreenPolicy", "StateGate"]
 
@@ -67,7 +67,9 @@ class StateGate:
 class _ScreenWatch:
     """Output listener of one session: the quiet timer of the screen fallback."""
 
-    def __init__(self, observer: ActivityObserver, live: LiveSession, policy: ScreenPolicy) -> None:
+    def __init__(
+        self, observer: ActivityObserver, live: LiveTerminal, policy: ScreenPolicy
+    ) -> None:
         self.observer = observer
         self.live = live
         self.policy = policy
@@ -149,7 +151,7 @@ class ActivityObserver:
         policy = self.policies.get(agent)
         return policy is not None and policy.has_hooks
 
-    async def session_started(self, live: LiveSession) -> None:
+    async def session_started(self, live: LiveTerminal) -> None:
         live.commands.gate = StateGate(self.states, live.project_id)
         old = self._watches.pop(live.project_id, None)
         if old is not None:
@@ -159,7 +161,7 @@ class ActivityObserver:
             self._watches[live.project_id] = _ScreenWatch(self, live, policy)
         await self.states.started(live.project_id)
 
-    async def session_exited(self, live: LiveSession, exit_code: int | None) -> None:
+    async def session_exited(self, live: LiveTerminal, exit_code: int | None) -> None:
         watch = self._watches.get(live.project_id)
         if watch is not None and watch.live is live:
             watch.close()

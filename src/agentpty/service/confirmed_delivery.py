@@ -26,7 +26,7 @@ from agentpty.service.agent_state import AgentStateService
 from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult
 
 if TYPE_CHECKING:
-    from agentpty.service.sessions import LiveSession
+    from agentpty.service.sessions import LiveTerminal
 
 __all__ = ["Confirmation", "Delivery", "confirm_delivery"]
 
@@ -63,10 +63,10 @@ class Delivery:
 
 
 async def confirm_delivery(
-    states: AgentStateService,
+    states: AgentStateService | None,
     project_id: str,
     text: str,
-    typing: Callable[[], Awaitable[tuple[LiveSession, DeliveryResult]]],
+    typing: Callable[[], Awaitable[tuple[LiveTerminal, DeliveryResult]]],
     *,
     has_hooks: bool,
     confirm_timeout: float,
@@ -76,7 +76,7 @@ async def confirm_delivery(
     The expectation is registered before typing starts: the agent's report
     can arrive before the typing returns.
     """
-    expected = states.expect_prompt(project_id, text) if has_hooks else None
+    expected = states.expect_prompt(project_id, text) if has_hooks and states is not None else None
     try:
         live, result = await typing()
         if result.outcome is DeliveryOutcome.REJECTED:
@@ -92,7 +92,7 @@ async def confirm_delivery(
 
 
 async def _await_confirmation(
-    live: LiveSession, text: str, expected: asyncio.Future[str], confirm_timeout: float
+    live: LiveTerminal, text: str, expected: asyncio.Future[str], confirm_timeout: float
 ) -> Delivery:
     """Wait for the prompt report, a refusal under the command's echo, or the process exit.
 
@@ -153,7 +153,7 @@ async def _await_confirmation(
             check.cancel()
 
 
-def _refusal_below_echo(live: LiveSession, text: str) -> str | None:
+def _refusal_below_echo(live: LiveTerminal, text: str) -> str | None:
     """A refusal of ``text`` on screen: a refusal line naming its command, or below its echo.
 
     Claude Code answers an unknown slash command with ``Unknown command:
@@ -178,7 +178,7 @@ def _probe(text: str) -> str:
     return stripped.splitlines()[0][:ECHO_PROBE] if stripped else ""
 
 
-def _refusal_line(live: LiveSession, result: DeliveryResult) -> str | None:
+def _refusal_line(live: LiveTerminal, result: DeliveryResult) -> str | None:
     """The line on screen holding the refusal marker (the agent's words), last one first."""
     markers = live.commands.policy.rejection_markers
     for line in reversed(live.terminal.screen.lines()):
@@ -187,7 +187,7 @@ def _refusal_line(live: LiveSession, result: DeliveryResult) -> str | None:
     return result.reason or None
 
 
-def _echo(live: LiveSession, text: str) -> Delivery:
+def _echo(live: LiveTerminal, text: str) -> Delivery:
     probe = _probe(text)
     if probe and probe in live.terminal.screen.text():
         return Delivery(Confirmation.DELIVERED, "echoed on screen")

@@ -7,22 +7,24 @@ import secrets
 import sys
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from agentpty.agents.base import AgentProfile, agent_env
 from agentpty.agents.claude import ClaudeProfile
-from agentpty.agents.claude_hooks import PROMPT_DIALOG_MARKERS, ClaudeHooks
 from agentpty.agents.shell import ShellProfile
 from agentpty.config import Settings
 from agentpty.domain.models import Milestone
 from agentpty.service.activity import ActivityObserver, ScreenPolicy
 from agentpty.service.agent_state import AgentStateService
+from agentpty.service.conversations import ConversationService
+from agentpty.service.delivery import CommandDelivery
 from agentpty.service.event_bus import EventBus
+from agentpty.service.history import History
+from agentpty.service.hooks import HOOK_COMMAND, HookService
 from agentpty.service.milestones import MilestoneService
 from agentpty.service.projects import ProjectService
 from agentpty.service.runs import RunService
-from agentpty.service.sessions import SessionService
+from agentpty.service.sessions import TerminalSessions
 from agentpty.service.tasks import OwnedTasks
 from agentpty.service.webhooks import WebhookSender
 from agentpty.store import open_store
@@ -31,17 +33,7 @@ from agentpty.terminal.delivery import ReadyPolicy
 from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.session import SessionLimits
 
-__all__ = ["Services", "build_profiles", "screen_policies", "write_hook_settings"]
-
-
-def write_hook_settings(path: Path) -> Path:
-    """Claude Code settings whose hooks report to this server (h12: see agents/claude_hooks.py).
-
-    ``path``'s folder receives ``claude_hooks.SETTINGS_FILE``; its path is returned.
-    """
-    hooks = ClaudeHooks()
-    hooks.install(path.parent, [sys.executable, "-m", "agentpty", "hook"])
-    return hooks.settings_path(path.parent)
+__all__ = ["Services", "build_profiles", "screen_policies"]
 
 
 def webhook_secret(settings: Settings) -> bytes:
@@ -60,29 +52,34 @@ def webhook_secret(settings: Settings) -> bytes:
 def build_profiles(
     settings: Settings, environ: Mapping[str, str] | None = None
 ) -> dict[str, AgentProfile]:
-    """The agent profiles, inheriting ``environ`` (default: the server's) minus secrets."""
+    """The agent profiles, inheriting ``environ`` (default: the server's) minus secrets.
+
+    Agents with hooks get them installed under the data dir, reporting
+    through ``agentpty hook``.
+    """
     env = agent_env(os.environ if environ is None else environ, settings.env_drop)
-    return {
+    profiles: dict[str, AgentProfile] = {
         "shell": ShellProfile(env),
         "claude": ClaudeProfile(
-            env,
-            binary=settings.claude_bin,
-            extra_args=settings.claude_extra_args,
-            settings_path=write_hook_settings(settings.data_dir / "claude-settings.json"),
+            env, binary=settings.claude_bin, extra_args=settings.claude_extra_args
         ),
     }
+    for profile in profiles.values():
+        if profile.hooks is not None:
+            profile.hooks.install(settings.data_dir, [sys.executable, *HOOK_COMMAND])
+    return profiles
 
 
 def screen_policies(
     profiles: Mapping[str, AgentProfile], quiet_time: float
 ) -> dict[str, ScreenPolicy]:
-    """How each agent's state is read from its screen (h12; h11's capabilities will say)."""
+    """How each agent's state is read from its screen, from its declared capabilities (h12)."""
     return {
         name: ScreenPolicy(
-            has_hooks=name == "claude",
-            ready_marker=profile.ready_marker,
-            busy_markers=profile.busy_markers,
-            asking_markers=PROMPT_DIALOG_MARKERS if name == "claude" else (),
+            has_hooks=profile.hooks is not None,
+            ready_marker=profile.markers.ready,
+            busy_markers=profile.markers.busy,
+            asking_markers=profile.markers.asking,
             quiet_time=quiet_time,
         )
         for name, profile in profiles.items()
@@ -107,14 +104,17 @@ class Services:
     store: Store
     manager: SessionManager
     projects: ProjectService
-    sessions: SessionService
+    history: History
+    conversations: ConversationService
+    hooks: HookService
+    sessions: TerminalSessions
+    commands: CommandDelivery
     milestones: MilestoneService
     runs: RunService
-    #: h12: the event stream, the agent state of every project, its hooks and webhooks.
+    #: h12: the event stream, the agent state of every project, and webhooks.
     bus: EventBus
     states: AgentStateService
     activity: ActivityObserver
-    claude_hooks: ClaudeHooks
     webhooks: WebhookSender
     tasks: OwnedTasks = field(default_factory=OwnedTasks)
 
@@ -126,10 +126,16 @@ class Services:
         )
         store = open_store(settings.database_url)
         manager = SessionManager()
-        sessions = SessionService(
+        history = History(store)
+        conversations = ConversationService(store, profiles, history)
+        hooks = HookService(profiles, conversations)
+        sessions = TerminalSessions(
             store,
             profiles,
             manager,
+            conversations,
+            hooks,
+            history,
             idle_timeout=settings.idle_timeout,
             limits=SessionLimits(stop_grace=settings.stop_grace),
             ready=ReadyPolicy(
@@ -143,19 +149,21 @@ class Services:
         activity = ActivityObserver(
             states, bus, screen_policies(profiles, settings.state_quiet_time)
         )
-        sessions.observers.append(activity)
+        sessions.observers.append(activity)  # h12: agent state from starts and exits
+        history.add_listener(activity.session_event)  # h12: session events on the stream
+        commands = CommandDelivery(
+            sessions, conversations, states=states, confirm_timeout=settings.confirm_timeout
+        )
         projects = ProjectService(store, profiles, settings.workspaces, default_agent)
         milestones = MilestoneService(
             store,
-            sessions,
+            commands,
+            conversations,
             new_project_command=settings.new_project_command,
             new_milestone_command=settings.new_milestone_command,
-            states=states,
-            has_hooks=activity.has_hooks,
-            confirm_timeout=settings.confirm_timeout,
             on_change=lambda milestone, deleted: publish_milestone(bus, milestone, deleted),
         )
-        runs = RunService(store, sessions)
+        runs = RunService(store, sessions, conversations, hooks, history)
 
         async def project_webhook(project_id: str) -> str | None:
             return (await store.get_project(project_id)).webhook_url
@@ -173,15 +181,22 @@ class Services:
             store,
             manager,
             projects,
+            history,
+            conversations,
+            hooks,
             sessions,
+            commands,
             milestones,
             runs,
             bus,
             states,
             activity,
-            ClaudeHooks(),
             webhooks,
         )
+
+    def set_server_url(self, url: str, token: str) -> None:
+        """Where agents' hooks reach this server (known once it listens)."""
+        self.hooks.set_server_url(url, token)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in a task owned by the services (cancelled on close, errors logged)."""

@@ -19,11 +19,10 @@ from typing import Any
 
 from agentpty.domain.errors import Conflict, InvalidInput, InvalidTransition
 from agentpty.domain.models import Milestone, MilestoneStatus, OutputProject, new_id, utcnow
-from agentpty.service.agent_state import AgentStateService
-from agentpty.service.confirmed_delivery import Delivery, confirm_delivery
-from agentpty.service.sessions import LiveSession, SessionService
+from agentpty.service.confirmed_delivery import Delivery
+from agentpty.service.conversations import ConversationService
+from agentpty.service.delivery import CommandDelivery
 from agentpty.store.base import Store
-from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult, watch_outcome
 
 __all__ = ["MAX_CONTEXT", "MilestoneService"]
 
@@ -49,21 +48,16 @@ class MilestoneService:
     def __init__(
         self,
         store: Store,
-        sessions: SessionService,
+        commands: CommandDelivery,
+        conversations: ConversationService,
         *,
         new_project_command: str,
         new_milestone_command: str,
-        states: AgentStateService,
-        has_hooks: Callable[[str], bool],
-        confirm_timeout: float = 15.0,
         on_change: Callable[[Milestone, bool], None] = lambda _milestone, _deleted: None,
     ) -> None:
         self.store = store
-        self.sessions = sessions
-        #: h12: delivery is confirmed by the agent (service/confirmed_delivery.py).
-        self.states = states
-        self.has_hooks = has_hooks
-        self.confirm_timeout = confirm_timeout
+        self.commands = commands
+        self.conversations = conversations
         #: h12 call site: every stored change of a milestone goes on the event stream.
         self.on_change = on_change
         self.new_project_command = new_project_command
@@ -141,7 +135,7 @@ class MilestoneService:
                 context_path=relpath, milestone_id=milestone.id, title=milestone.title
             )
             log.info("project %s: milestone %s → %r", project.id, milestone.id, command)
-            result = await self._deliver(project, command, initial=first)
+            result = await self.commands.send_confirmed(project, command, as_initial_prompt=first)
             if not result.ok:
                 updated = await self.store.update_milestone(
                     milestone.id,
@@ -185,15 +179,15 @@ class MilestoneService:
 
     async def _conversation_is_new(self, project: OutputProject) -> bool:
         """True when the project's conversation has never had a message."""
-        profile = self.sessions.profiles[project.agent]
-        if profile.has_conversations:
+        support = self.conversations.support(project.agent)
+        if support is not None:
             fresh = await self.store.get_project(project.id)
             current = fresh.agent_session_id
             if current is None:
                 return True
             # The agent's prompt hook may have told us before its transcript is on disk.
-            return current != fresh.confirmed_session_id and not profile.conversation_exists(
-                current
+            return current != fresh.confirmed_session_id and not await asyncio.to_thread(
+                support.exists, current
             )
         # No conversation to inspect (shell): new until a milestone has been started.
         started = [
@@ -202,55 +196,3 @@ class MilestoneService:
             for m in (await self.store.list_milestones(project.id, status, 0, 1))[0]
         ]
         return not started
-
-    async def _deliver(self, project: OutputProject, command: str, *, initial: bool) -> Delivery:
-        """Type ``command`` and wait for the agent to confirm it (h12: confirmed delivery)."""
-
-        async def typing() -> tuple[LiveSession, DeliveryResult]:
-            return await self._type(project, command, initial=initial)
-
-        return await confirm_delivery(
-            self.states,
-            project.id,
-            command,
-            typing,
-            has_hooks=self.has_hooks(project.agent),
-            confirm_timeout=self.confirm_timeout,
-        )
-
-    async def _type(
-        self, project: OutputProject, command: str, *, initial: bool
-    ) -> tuple[LiveSession, DeliveryResult]:
-        profile = self.sessions.profiles[project.agent]
-        if initial and profile.has_conversations:
-            live, started = await self.sessions.ensure(project, initial_prompt=command)
-            if not started:
-                result = await self.sessions.deliver(live, command)
-                return self.sessions.current(project.id) or live, result
-            result = await self._watch_initial_prompt(live)
-            # A replacement for an expired conversation starts without the prompt.
-            result = await self.sessions.redeliver_after_expiry(live, result, command)
-            # The replacement (if any) is the process that must confirm the command.
-            return self.sessions.current(project.id) or live, result
-        live, _ = await self.sessions.ensure(project)
-        result = await self.sessions.deliver(live, command, submit=True)
-        # Delivered into a replacement if the conversation expired: that one confirms.
-        return self.sessions.current(project.id) or live, result
-
-    @staticmethod
-    async def _watch_initial_prompt(live: LiveSession) -> DeliveryResult:
-        """The agent submits its initial prompt itself: watch for a refusal or an exit."""
-        policy = live.commands.policy
-        rejected = await watch_outcome(
-            live.terminal,
-            policy.rejection_markers,
-            policy.busy_markers,
-            policy.rejection_window,
-            after=policy.marker,
-            timeout=policy.timeout,
-        )
-        if rejected is not None:
-            return DeliveryResult(DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}")
-        if not live.terminal.alive:
-            return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
-        return DeliveryResult(DeliveryOutcome.DELIVERED)

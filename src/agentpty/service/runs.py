@@ -1,10 +1,12 @@
-"""Headless runs: ``claude -p --output-format stream-json`` in the project's conversation.
+"""Headless runs: one prompt in the project's conversation, without a terminal.
 
-The NDJSON events are parsed as they arrive, kept for late subscribers and
-streamed to live ones; the run record keeps status, result text, cost and
-error. The ``init`` event carries the conversation id: it is stored if none
-was (only if unset) and must equal the stored one. While a run is in
-progress no interactive process of the project may start, and vice versa.
+For agents that declare ``HeadlessSupport``: the profile gives the argv and
+translates each JSON event the agent prints into a ``RunEvent``. The agent's
+own events are kept for late subscribers and streamed to live ones; the run
+record keeps status, result text, cost and error. The ``INIT`` event carries
+the conversation id: it is stored if none was (only if unset) and must equal
+the stored one. While a run is in progress no interactive process of the
+project may start, and vice versa.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from agentpty.agents.capabilities import HeadlessSupport, RunEvent, RunEventKind
 from agentpty.domain.errors import InvalidInput
 from agentpty.domain.models import EventKind, OutputProject, Run, RunStatus, new_id, utcnow
-from agentpty.service.sessions import SessionService
+from agentpty.service.conversations import ConversationService
+from agentpty.service.history import History
+from agentpty.service.hooks import HookService
+from agentpty.service.sessions import TerminalSessions
 from agentpty.service.tasks import OwnedTasks
 from agentpty.store.base import Store
 
@@ -55,9 +61,19 @@ class _RunFeed:
 
 
 class RunService:
-    def __init__(self, store: Store, sessions: SessionService) -> None:
+    def __init__(
+        self,
+        store: Store,
+        sessions: TerminalSessions,
+        conversations: ConversationService,
+        hooks: HookService,
+        history: History,
+    ) -> None:
         self.store = store
         self.sessions = sessions
+        self.conversations = conversations
+        self.hooks = hooks
+        self.history = history
         self._feeds: dict[str, _RunFeed] = {}
         self._tasks = OwnedTasks()
 
@@ -68,39 +84,50 @@ class RunService:
         if len(prompt.encode()) > MAX_PROMPT:
             raise InvalidInput(f"prompt exceeds {MAX_PROMPT} bytes")
         profile = self.sessions.profiles[project.agent]
-        headless = getattr(profile, "headless", None)
+        headless = profile.headless
         if headless is None:
+            able = sorted(name for name, p in self.sessions.profiles.items() if p.headless)
             raise InvalidInput(
-                f"agent {project.agent!r} has no headless mode; use a claude project"
+                f"agent {project.agent!r} has no headless mode; use a project with one of: "
+                + (", ".join(able) or "(none configured)")
             )
         reason = profile.unavailable_reason()
         if reason is not None:
             raise InvalidInput(reason)
         self.sessions.claim_headless(project.id)
         try:
-            # Same id rule as the terminal; a vanished conversation is expired too.
-            session_id, _ = await self.sessions.conversation_id(project.id, profile)
-            launch = headless(prompt=prompt, session_id=session_id)
+            conversation_id: str | None = None
+            if profile.conversations is not None:
+                # Same id rule as the terminal; a vanished conversation is expired too.
+                conversation_id, _ = await self.conversations.starting_id(
+                    project.id, profile.conversations
+                )
+            launch = headless.launch(
+                cwd=project.workspace_path, prompt=prompt, conversation_id=conversation_id
+            )
             run = await self.store.create_run(
                 Run(
                     id=new_id(),
                     output_project_id=project.id,
                     prompt=prompt,
-                    agent_session_id=session_id,
+                    agent_session_id=conversation_id,
                 )
             )
         except BaseException:
             self.sessions.release_headless(project.id)
             raise
         feed = self._feeds[run.id] = _RunFeed()
-        env = {**launch.env, **self.sessions.hook_env(project.id)}
-        self._tasks.spawn(self._execute(project, run, launch.argv, env, feed), f"run {run.id}")
+        env = {**launch.env, **self.hooks.env(project.id)}
+        self._tasks.spawn(
+            self._execute(project, run, headless, launch.argv, env, feed), f"run {run.id}"
+        )
         return run
 
     async def _execute(
         self,
         project: OutputProject,
         run: Run,
+        headless: HeadlessSupport,
         argv: list[str],
         env: dict[str, str],
         feed: _RunFeed,
@@ -126,7 +153,9 @@ class RunService:
                     event = self._parse(raw)
                     if event is None:
                         continue
-                    await self._apply(project, run, event, fields)
+                    translated = headless.parse(event)
+                    if translated is not None:
+                        await self._apply(project, run, translated, fields)
                     await feed.publish(event)
                 code = await process.wait()
             except asyncio.CancelledError:
@@ -141,7 +170,7 @@ class RunService:
             if not ok and "error" not in fields:
                 detail = stderr.decode(errors="replace").strip()[-2000:]
                 fields["error"] = detail or f"the agent exited with code {code}"
-            await self.sessions.record_event(
+            await self.history.record(
                 project.id, EventKind.EXITED, run.agent_session_id, exit_code=code, run_id=run.id
             )
         except OSError as exc:
@@ -158,7 +187,7 @@ class RunService:
                 await feed.publish(None)
 
     async def _record_start(self, project: OutputProject, run: Run) -> None:
-        await self.sessions.record_event(
+        await self.history.record(
             project.id, EventKind.STARTED, run.agent_session_id, mode="headless", run_id=run.id
         )
 
@@ -172,34 +201,38 @@ class RunService:
         return event if isinstance(event, dict) else None
 
     async def _apply(
-        self, project: OutputProject, run: Run, event: dict[str, Any], fields: dict[str, Any]
+        self, project: OutputProject, run: Run, event: RunEvent, fields: dict[str, Any]
     ) -> None:
-        kind = event.get("type")
-        if kind == "system" and event.get("subtype") == "init":
-            reported = event.get("session_id")
-            if isinstance(reported, str):
-                stored = await self.store.set_agent_session_id_if_unset(project.id, reported)
-                if stored != reported:
-                    log.warning(
-                        "project %s: run %s reports conversation %s, stored is %s",
-                        project.id,
-                        run.id,
-                        reported,
-                        stored,
-                    )
-                    fields["error"] = (
-                        f"the agent reported conversation {reported}, expected {stored}"
-                    )
-                fields["agent_session_id"] = reported
-        elif kind == "result":
-            fields["result"] = event.get("result")
-            fields["cost_usd"] = event.get("total_cost_usd")
-            fields["duration_ms"] = event.get("duration_ms")
-            fields["is_error"] = bool(event.get("is_error"))
-            if fields["is_error"]:
-                fields["error"] = str(event.get("result") or event.get("subtype"))
-            if isinstance(event.get("session_id"), str):
-                await self.sessions.confirm_conversation(project.id, event["session_id"])
+        """Update the run record's ``fields`` (and the stored conversation id) from ``event``."""
+        reported = event.conversation_id
+        support = self.conversations.support(project.agent)
+        if reported is not None and (support is None or not support.valid_id(reported)):
+            log.warning(
+                "project %s: run %s reports a malformed id %r", project.id, run.id, reported[:80]
+            )
+            fields["error"] = f"the agent reported a malformed conversation id {reported[:80]!r}"
+            reported = None
+        if event.kind is RunEventKind.INIT and reported is not None:
+            stored = await self.conversations.learn(project, reported, f"run {run.id}")
+            if stored != reported:
+                log.warning(
+                    "project %s: run %s reports conversation %s, stored is %s",
+                    project.id,
+                    run.id,
+                    reported,
+                    stored,
+                )
+                fields["error"] = f"the agent reported conversation {reported}, expected {stored}"
+            fields["agent_session_id"] = reported
+        elif event.kind is RunEventKind.RESULT:
+            fields["result"] = event.text
+            fields["cost_usd"] = event.cost_usd
+            fields["duration_ms"] = event.duration_ms
+            fields["is_error"] = event.is_error
+            if event.is_error:
+                fields["error"] = event.text or "the agent reported an error"
+            if reported is not None:
+                await self.conversations.confirm(project.id, reported)
 
     async def events(self, run: Run) -> AsyncIterator[dict[str, Any]]:
         """The run's events so far, then live ones, until it ends."""

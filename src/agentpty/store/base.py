@@ -30,6 +30,12 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections; idempotent."""
 
+    async def health(self) -> None:
+        """Return if the database answers and reads back intact, else raise ``StoreUnavailable``.
+
+        For ``/healthz``: cheap enough to call on every probe of a small database.
+        """
+
     # -- output projects
     async def create_project(self, project: OutputProject) -> OutputProject: ...
 
@@ -43,12 +49,12 @@ class Store(Protocol):
         """Set ``fields`` (and ``updated_at``); return the updated project."""
         ...
 
-    async def set_agent_session_id_if_unset(self, project_id: str, session_id: str) -> str:
-        """Store ``session_id`` only if the project has none; return the id now stored."""
+    async def set_agent_session_id_if_unset(self, project_id: str, conversation_id: str) -> str:
+        """Store ``conversation_id`` only if the project has none; return the id now stored."""
         ...
 
     async def replace_agent_session_id(
-        self, project_id: str, expected: str | None, new: str
+        self, project_id: str, expected: str | None, new: str | None
     ) -> bool:
         """Compare-and-set: replace the id only if it still equals ``expected``."""
         ...

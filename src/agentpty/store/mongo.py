@@ -166,6 +166,12 @@ class MongoStore:
         if client is not None:
             await client.close()
 
+    async def health(self) -> None:
+        if self._client is None:
+            raise StoreUnavailable("the store is not open")
+        client = self._client
+        await self._call(lambda: client.admin.command("ping"))
+
     def _coll(self, name: str) -> AsyncCollection[Document]:
         if self._db is None:
             raise StoreUnavailable("the store is not open")
@@ -296,7 +302,7 @@ class MongoStore:
         fields.setdefault("updated_at", utcnow())
         return await self._update("projects", OutputProject, project_id, fields)
 
-    async def set_agent_session_id_if_unset(self, project_id: str, session_id: str) -> str:
+    async def set_agent_session_id_if_unset(self, project_id: str, conversation_id: str) -> str:
         projects = self._coll("projects")
 
         async def cas() -> str:
@@ -304,7 +310,7 @@ class MongoStore:
             while True:
                 doc = await projects.find_one_and_update(
                     {"_id": project_id, "agent_session_id": None},
-                    {"$set": {"agent_session_id": session_id, "updated_at": utcnow()}},
+                    {"$set": {"agent_session_id": conversation_id, "updated_at": utcnow()}},
                     return_document=ReturnDocument.AFTER,
                 )
                 if doc is None:
@@ -318,7 +324,7 @@ class MongoStore:
         return await self._call(cas, retry=True)
 
     async def replace_agent_session_id(
-        self, project_id: str, expected: str | None, new: str
+        self, project_id: str, expected: str | None, new: str | None
     ) -> bool:
         projects = self._coll("projects")
         result = await self._call(

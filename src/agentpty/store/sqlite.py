@@ -84,6 +84,20 @@ class SqliteStore:
         self._executor.shutdown(wait=True)
         self._executor = None
 
+    async def health(self) -> None:
+        # quick_check reads every page of every table and index (not the
+        # cross-checks of integrity_check): a corrupt page anywhere shows.
+        problems = await self._run(self._health_sync)
+        if problems:
+            raise StoreUnavailable(
+                f"SQLite database {self.path} is damaged ({'; '.join(problems[:3])}); "
+                "restore it from a backup or move it away to start empty"
+            )
+
+    def _health_sync(self) -> list[str]:
+        rows = self._db.execute("PRAGMA quick_check").fetchall()
+        return [str(row[0]) for row in rows if row[0] != "ok"]
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
             raise StoreUnavailable("the store is not open")
@@ -172,7 +186,7 @@ class SqliteStore:
         fields.setdefault("updated_at", utcnow())
         return await self._run(self._update, "projects", OutputProject, project_id, fields)
 
-    async def set_agent_session_id_if_unset(self, project_id: str, session_id: str) -> str:
+    async def set_agent_session_id_if_unset(self, project_id: str, conversation_id: str) -> str:
         def cas() -> str:
             with self._db:
                 project = self._load("projects", OutputProject, project_id)
@@ -181,15 +195,15 @@ class SqliteStore:
                 self._save(
                     "projects",
                     project.model_copy(
-                        update={"agent_session_id": session_id, "updated_at": utcnow()}
+                        update={"agent_session_id": conversation_id, "updated_at": utcnow()}
                     ),
                 )
-                return session_id
+                return conversation_id
 
         return await self._run(cas)
 
     async def replace_agent_session_id(
-        self, project_id: str, expected: str | None, new: str
+        self, project_id: str, expected: str | None, new: str | None
     ) -> bool:
         def cas() -> bool:
             with self._db:

@@ -1,35 +1,76 @@
-"""The WebSocket terminal protocol: JSON text frames, parsed and built here.
+"""The WebSocket terminal protocol: frames parsed and built here, for server and clients.
 
-I/O free. client → server: ``input``, ``resize``, ``signal``.
+I/O free. client → server: ``input``, ``resize``, ``signal`` (JSON text frames).
 server → client: ``status``, ``output``, ``error``, ``closed``.
+
+Two dialects, chosen by the client with ``Sec-WebSocket-Protocol``:
+
+- ``agentpty.v1.json`` (the default, also when no subprotocol is offered):
+  every server frame is a JSON text frame; output is
+  ``{"type": "output", "data": "<text>"}``.
+- ``agentpty.v2.binary``: output is a *binary* frame holding the terminal's
+  bytes as they came from the PTY (UTF-8; a frame never ends inside a
+  character), with no JSON around them. ``status``, ``error`` and ``closed``
+  stay JSON text frames, and the client still sends JSON text frames.
+
+The server accepts the first dialect it knows from the client's list
+(``choose_subprotocol``). Clients use ``parse_server_frame`` to read either
+dialect and ``input_frame``/``resize_frame``/``signal_frame`` to write.
+
+``status`` names the project as ``project_id``. Its ``session_id`` key
+repeats the project id for clients of the previous release: deprecated,
+to be removed in the next release. (A "session" in agentpty is the terminal
+session; the project id never was one.)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 __all__ = [
+    "BINARY",
+    "JSON",
     "MAX_FRAME",
+    "SUBPROTOCOLS",
     "CloseCode",
     "InputMessage",
     "ProtocolError",
     "ResizeMessage",
+    "ServerMessage",
     "SignalMessage",
+    "choose_subprotocol",
     "closed_frame",
     "error_frame",
+    "input_frame",
     "output_frame",
     "parse_client_message",
+    "parse_server_frame",
+    "resize_frame",
+    "signal_frame",
     "state_frame",
     "status_frame",
 ]
 
 #: Largest client frame accepted, in bytes of UTF-8.
 MAX_FRAME = 64 * 1024
+#: The dialects (``Sec-WebSocket-Protocol`` values); JSON is the default.
+JSON = "agentpty.v1.json"
+BINARY = "agentpty.v2.binary"
+SUBPROTOCOLS = (JSON, BINARY)
+
+
+def choose_subprotocol(offered: Iterable[str]) -> str | None:
+    """The dialect to accept from the client's list (its order wins), or None for plain JSON."""
+    for name in offered:
+        if name in SUBPROTOCOLS:
+            return name
+    return None
 
 
 class CloseCode(IntEnum):
@@ -122,3 +163,50 @@ def error_frame(code: str, message: str) -> str:
 
 def closed_frame(exit_code: int | None) -> str:
     return json.dumps({"type": "closed", "exit_code": exit_code})
+
+
+# -- the client side
+
+
+@dataclass(frozen=True)
+class ServerMessage:
+    """One server frame as a client sees it, whatever the dialect.
+
+    ``data`` holds output as UTF-8 bytes (ready for a terminal); ``fields``
+    the other keys of a JSON frame (``pid``, ``code``, ``exit_code``, ...).
+    """
+
+    type: str
+    data: bytes = b""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_server_frame(frame: str | bytes) -> ServerMessage:
+    """Read one server frame: a binary frame is output, a text frame is JSON.
+
+    Raises ``ProtocolError`` for a text frame that is not a JSON object with a ``type``.
+    """
+    if isinstance(frame, bytes | bytearray | memoryview):
+        return ServerMessage("output", bytes(frame))
+    try:
+        payload = json.loads(frame)
+    except ValueError as exc:
+        raise ProtocolError("INVALID_JSON", f"server frame is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+        raise ProtocolError("INVALID_MESSAGE", 'expected an object with a "type" field')
+    kind = payload.pop("type")
+    if kind == "output":
+        return ServerMessage("output", str(payload.get("data", "")).encode(errors="replace"))
+    return ServerMessage(kind, fields=payload)
+
+
+def input_frame(data: str) -> str:
+    return json.dumps({"type": "input", "data": data})
+
+
+def resize_frame(rows: int, cols: int) -> str:
+    return json.dumps({"type": "resize", "rows": rows, "cols": cols})
+
+
+def signal_frame(name: str) -> str:
+    return json.dumps({"type": "signal", "signal": name})

@@ -1,36 +1,35 @@
 """A terminal session: one PTY process, its screen, and the clients attached.
 
-One reader (the PTY's ``add_reader`` callback) decodes output once, coalesces
-it into frames (a few ms or tens of KiB, whichever comes first) and hands each
-frame to every subscriber's bounded queue. A subscriber whose queue
-overflows is not waited for: its backlog is dropped and its next frame is a
-fresh snapshot of the screen (a resync). The process is never paused for a
-client, and a stalled client never delays another.
+One reader (the PTY's ``add_reader`` callback) coalesces output into frames
+(a few ms or tens of KiB, whichever comes first) and hands each frame to
+every subscriber's bounded queue. Output stays bytes on this path: a read is
+only cut so that no frame ends inside a UTF-8 character, and text is decoded
+where it is needed (the screen model when it catches up, JSON clients, output
+listeners), not per read. A subscriber whose queue overflows is not waited
+for: its backlog is dropped and its next frame is a fresh snapshot of the
+screen (a resync). The process is never paused for a client, and a stalled
+client never delays another.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
 import signal
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from agentpty.domain.errors import Conflict, InvalidInput
 from agentpty.domain.models import SessionState, utcnow
 from agentpty.terminal.pty import PtyProcess
 from agentpty.terminal.screen import ScreenModel
+from agentpty.terminal.subscriber import Frame, Subscriber, complete_utf8
 
 __all__ = ["Frame", "SessionLimits", "Subscriber", "TerminalSession"]
 
 log = logging.getLogger(__name__)
 
 SIGNALS: dict[str, int | None] = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "EOF": None}
-#: Clears the client's terminal before a snapshot is drawn.
-RESET = "\x1bc"
 
 
 @dataclass(frozen=True)
@@ -38,70 +37,19 @@ class SessionLimits:
     """Tunables of a session; the defaults suit interactive agents."""
 
     coalesce_delay: float = 0.004
-    coalesce_size: int = 128 * 1024
+    coalesce_size: int = 64 * 1024
     #: Output this small after a quiet spell is sent without waiting.
     immediate_size: int = 512
-    subscriber_backlog: int = 2 * 1024 * 1024
+    #: Bytes a client may fall behind before it is resynchronised from a snapshot.
+    subscriber_backlog: int = 256 * 1024
+    #: Most bytes a client takes in one frame: bounds what one send holds in memory.
+    subscriber_frame: int = 64 * 1024
     screen_sync_delay: float = 0.05
     screen_sync_slice: int = 16 * 1024
+    #: Quiet seconds after which the screen model drops its emulator state (memory).
+    screen_hibernate_delay: float = 5.0
     scrollback: int = 1000
     stop_grace: float = 3.0
-
-
-@dataclass(frozen=True)
-class Frame:
-    """What a subscriber receives: output text, or the end of the process."""
-
-    kind: Literal["output", "closed"]
-    data: str = ""
-    exit_code: int | None = None
-
-
-class Subscriber:
-    """One attached client's bounded view of a session's output."""
-
-    def __init__(self, session: TerminalSession, backlog: int) -> None:
-        self._session = session
-        self._limit = backlog
-        self._chunks: deque[str] = deque()
-        self._size = 0
-        self._wakeup = asyncio.Event()
-        self._resync = False
-        self._closed = False
-        self.resyncs = 0
-
-    def _feed(self, text: str) -> None:
-        if self._resync:
-            return
-        if self._size + len(text) > self._limit:
-            self._chunks.clear()
-            self._size = 0
-            self._resync = True
-            self.resyncs += 1
-        else:
-            self._chunks.append(text)
-            self._size += len(text)
-        self._wakeup.set()
-
-    def _close(self) -> None:
-        self._closed = True
-        self._wakeup.set()
-
-    async def get(self) -> Frame:
-        """Wait for the next frame; after ``closed`` every call returns ``closed`` again."""
-        while True:
-            if self._resync:
-                self._resync = False
-                return Frame("output", RESET + self._session.snapshot())
-            if self._chunks:
-                data = "".join(self._chunks)
-                self._chunks.clear()
-                self._size = 0
-                return Frame("output", data)
-            if self._closed:
-                return Frame("closed", exit_code=self._session.exit_code)
-            self._wakeup.clear()
-            await self._wakeup.wait()
 
 
 class TerminalSession:
@@ -137,13 +85,14 @@ class TerminalSession:
             on_output=self._on_bytes,
             on_exit=self._on_process_exit,
         )
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._carry = b""  # the start of a character whose other bytes are still to come
         self.screen = ScreenModel(rows, cols, scrollback=self.limits.scrollback)
         self._subscribers: set[Subscriber] = set()
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []
         self._pending_size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._sync_handle: asyncio.Handle | None = None
+        self._sleep_handle: asyncio.TimerHandle | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -228,10 +177,14 @@ class TerminalSession:
         return self._stop_task
 
     def _on_process_exit(self, exit_code: int) -> None:
+        if self._carry:
+            carry, self._carry = self._carry, b""
+            self._on_output(carry)
         self._flush()
         self.screen.sync()
         self.state = SessionState.EXITED
-        for handle in (self._flush_handle, self._sync_handle, self._idle_handle):
+        handles = (self._flush_handle, self._sync_handle, self._sleep_handle, self._idle_handle)
+        for handle in handles:
             if handle is not None:
                 handle.cancel()
         for subscriber in self._subscribers:
@@ -245,20 +198,28 @@ class TerminalSession:
     # -- output path
 
     def _on_bytes(self, data: bytes) -> None:
-        text = self._decoder.decode(data)
-        if text:
-            self._on_text(text)
+        # Hot path: no decoding, only a look at the last bytes of the read.
+        if self._carry:
+            data = self._carry + data
+            self._carry = b""
+        if data and data[-1] >= 0x80:
+            cut = complete_utf8(data)
+            if cut < len(data):
+                self._carry = data[cut:]
+                data = data[:cut]
+        if data:
+            self._on_output(data)
 
     def inject(self, text: str) -> None:
         """Show ``text`` to every client as if the process had printed it (notices)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        self._on_text(text)
+        self._on_output(text.encode())
 
-    def _on_text(self, text: str) -> None:
-        self._pending.append(text)
-        self._pending_size += len(text)
-        self.screen.append(text)
+    def _on_output(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        self.screen.append(data)
         self._last_activity = self._now()
         if self._pending_size >= self.limits.coalesce_size:
             self._flush()
@@ -276,16 +237,18 @@ class TerminalSession:
             self._flush_handle = None
         if not self._pending:
             return
-        text = "".join(self._pending)
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
         for subscriber in self._subscribers:
-            subscriber._feed(text)
-        for listener in list(self._output_listeners):
-            try:
-                listener(text)
-            except Exception:
-                log.exception("output listener of session %s failed", self.key)
+            subscriber._feed(data)
+        if self._output_listeners:
+            text = data.decode("utf-8", "replace")
+            for listener in list(self._output_listeners):
+                try:
+                    listener(text)
+                except Exception:
+                    log.exception("output listener of session %s failed", self.key)
         if self._sync_handle is not None:
             self._sync_handle.cancel()
         assert self._loop is not None
@@ -293,15 +256,29 @@ class TerminalSession:
 
     def _sync_screen(self) -> None:
         """Catch the screen model up in slices, so other sessions are not held up."""
-        self._sync_handle = None
-        if self.screen.sync(limit=self.limits.screen_sync_slice):
-            assert self._loop is not None
+        assert self._loop is not None
+        if self.screen.sync(limit=self.limits.screen_sync_slice, lazy=True):
             self._sync_handle = self._loop.call_soon(self._sync_screen)
+        else:
+            self._sync_handle = None
+            self._sleep_later()
+
+    def _sleep_later(self) -> None:
+        """Let the screen model hibernate if output stays quiet (memory of idle sessions)."""
+        if self._sleep_handle is not None:
+            self._sleep_handle.cancel()
+        if not self.screen.hibernating and self._loop is not None:
+            self._sleep_handle = self._loop.call_later(
+                self.limits.screen_hibernate_delay, self.screen.hibernate
+            )
 
     def snapshot(self) -> str:
         """The screen and recent scrollback as ANSI text, including unflushed output."""
         self._flush()
-        return self.screen.snapshot()
+        snapshot = self.screen.snapshot()
+        if self._sync_handle is None:
+            self._sleep_later()
+        return snapshot
 
     # -- clients
 
@@ -311,7 +288,7 @@ class TerminalSession:
         Snapshot and registration happen together, so nothing is lost or shown twice.
         """
         snapshot = self.snapshot()
-        subscriber = Subscriber(self, self.limits.subscriber_backlog)
+        subscriber = Subscriber(self, self.limits.subscriber_backlog, self.limits.subscriber_frame)
         if self.state == SessionState.EXITED:
             subscriber._close()
         self._subscribers.add(subscriber)
@@ -337,6 +314,8 @@ class TerminalSession:
             raise InvalidInput(f"rows and cols must be within 1..1000, got {rows}x{cols}")
         self._flush()
         self.screen.resize(rows, cols)
+        if self._sync_handle is None:
+            self._sleep_later()
         self._process.resize(rows, cols)
 
     def send_signal(self, name: str) -> None:

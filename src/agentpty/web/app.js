@@ -13,6 +13,10 @@ import { AgentStates, renderBadge, setUpNotifyButton } from "./agent-state.js";
 const POLL_MS = 5000;
 const RESIZE_DEBOUNCE_MS = 120;
 const MAX_BACKOFF_S = 30;
+// Output arrives as binary frames of raw UTF-8 (no JSON per frame); status,
+// error and closed stay JSON text frames. A server that does not know the
+// dialect answers in JSON, which onmessage handles as well.
+const BINARY_PROTOCOL = "agentpty.v2.binary";
 
 const CLOSE = Object.freeze({
   NORMAL: 1000,
@@ -411,10 +415,15 @@ class TerminalConnection {
     this.exited = false;
     this.lastError = null;
     this.ui.indicator("connecting", "connecting…");
-    const ws = new WebSocket(this.url());
+    const ws = new WebSocket(this.url(), [BINARY_PROTOCOL]);
+    ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onmessage = (event) => {
       if (this.ws !== ws) return;
+      if (event.data instanceof ArrayBuffer) {
+        this.onOutput(new Uint8Array(event.data));
+        return;
+      }
       let frame;
       try {
         frame = JSON.parse(event.data);
@@ -473,11 +482,7 @@ class TerminalConnection {
         break;
       }
       case "output": {
-        if (this.freshScreen) {
-          this.freshScreen = false;
-          this.term.reset();
-        }
-        this.term.write(frame.data);
+        this.onOutput(frame.data);
         break;
       }
       case "error": {
@@ -490,6 +495,11 @@ class TerminalConnection {
         }
         break;
       }
+      case "state": {
+        // The agent's state (h12): now, and on every change; same shape as the event stream.
+        agentStates.onState({ ...frame, project_id: frame.project_id || this.projectId });
+        break;
+      }
       case "closed": {
         this.exited = true;
         this.ui.indicator("exited", `exited (code ${frame.exit_code ?? "unknown"})`);
@@ -499,6 +509,15 @@ class TerminalConnection {
       default:
         break;
     }
+  }
+
+  /** Draw output: a string (JSON dialect) or UTF-8 bytes (binary; xterm.js decodes them). */
+  onOutput(data) {
+    if (this.freshScreen) {
+      this.freshScreen = false;
+      this.term.reset();
+    }
+    this.term.write(data);
   }
 
   onClose(event) {

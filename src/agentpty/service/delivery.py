@@ -1,0 +1,157 @@
+"""The one way commands reach an agent: typed into its terminal, or as its initial prompt.
+
+Callers (the input API, milestones) name a project and a command; this
+module starts the terminal session if needed, types through the session's
+command queue (ready, paste, pause, Enter) or hands the command to the
+agent as its initial prompt when this start launches it, and follows a
+conversation that expired on the way: a command meant for a process that
+exited because its conversation could not be resumed is typed into the
+replacement rather than reported lost.
+
+``send_confirmed`` (h12) also waits for the agent to confirm it got the
+command (its prompt hook, or the echo for agents without hooks;
+``service/confirmed_delivery.py``). Every path types through the session's
+command queue, whose gate holds a command while the agent asks a question.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from agentpty.domain.models import OutputProject
+from agentpty.service.agent_state import AgentStateService
+from agentpty.service.confirmed_delivery import Delivery, confirm_delivery
+from agentpty.service.conversations import ConversationService
+from agentpty.service.sessions import LiveTerminal, TerminalSessions
+from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult, watch_outcome
+
+__all__ = ["CommandDelivery"]
+
+log = logging.getLogger(__name__)
+
+
+class CommandDelivery:
+    def __init__(
+        self,
+        sessions: TerminalSessions,
+        conversations: ConversationService,
+        *,
+        states: AgentStateService | None = None,
+        confirm_timeout: float = 15.0,
+    ) -> None:
+        self.sessions = sessions
+        self.conversations = conversations
+        #: h12: the agent state, whose hook reports confirm typed prompts (None: echo only).
+        self.states = states
+        self.confirm_timeout = confirm_timeout
+
+    def has_hooks(self, agent: str) -> bool:
+        """True when ``agent`` reports through hooks (its profile says so)."""
+        profile = self.sessions.profiles.get(agent)
+        return profile is not None and profile.hooks is not None
+
+    async def send(
+        self,
+        project: OutputProject,
+        text: str,
+        *,
+        submit: bool = True,
+        as_initial_prompt: bool = False,
+    ) -> DeliveryResult:
+        """Deliver ``text`` into the project's terminal session, starting it if needed.
+
+        ``as_initial_prompt``: if this call starts the process and the agent
+        keeps conversations, ``text`` is passed on its command line instead of
+        typed (the agent submits it itself); a running process gets it typed.
+        """
+        _, result = await self._send(
+            project, text, submit=submit, as_initial_prompt=as_initial_prompt
+        )
+        return result
+
+    async def send_confirmed(
+        self, project: OutputProject, text: str, *, as_initial_prompt: bool = False
+    ) -> Delivery:
+        """``send`` with Enter, then wait for the agent to confirm it got ``text``.
+
+        Agents with hooks confirm with their prompt report (``states``); the
+        others with the echo of the text on screen.
+        """
+        states = self.states
+
+        async def typing() -> tuple[LiveTerminal, DeliveryResult]:
+            return await self._send(project, text, submit=True, as_initial_prompt=as_initial_prompt)
+
+        return await confirm_delivery(
+            states,
+            project.id,
+            text,
+            typing,
+            has_hooks=states is not None and self.has_hooks(project.agent),
+            confirm_timeout=self.confirm_timeout,
+        )
+
+    async def _send(
+        self, project: OutputProject, text: str, *, submit: bool, as_initial_prompt: bool
+    ) -> tuple[LiveTerminal, DeliveryResult]:
+        """``send``; also returns the terminal session that got the text (a replacement, if any)."""
+        # Only an agent with conversations takes the prompt on its command line (Claude Code).
+        initial = (
+            as_initial_prompt and submit and self.conversations.support(project.agent) is not None
+        )
+        live, started = await self.sessions.ensure(
+            project, initial_prompt=text if initial else None
+        )
+        if initial and started:
+            result = await self._watch_initial_prompt(live)
+            # A replacement for an expired conversation starts without the prompt.
+            result = await self._follow_expiry(live, result, text, submit=True)
+        else:
+            result = await self.deliver(live, text, submit=submit)
+        if result.ok:
+            await self._learn_id(project)
+        return self.sessions.current(project.id) or live, result
+
+    async def deliver(
+        self, live: LiveTerminal, text: str, *, submit: bool = True
+    ) -> DeliveryResult:
+        """Type ``text`` into ``live``, or into the terminal session that replaced it."""
+        result = await live.commands.deliver(text, submit=submit)
+        return await self._follow_expiry(live, result, text, submit=submit)
+
+    @staticmethod
+    async def _follow_expiry(
+        live: LiveTerminal, result: DeliveryResult, text: str, *, submit: bool
+    ) -> DeliveryResult:
+        """Type ``text`` again into ``live``'s replacement if ``result`` says it exited."""
+        if result.outcome is not DeliveryOutcome.EXITED:
+            return result
+        successor = await live.successor  # resolved once the exit has been handled
+        if successor is None:
+            return result
+        return await successor.commands.deliver(text, submit=submit)
+
+    @staticmethod
+    async def _watch_initial_prompt(live: LiveTerminal) -> DeliveryResult:
+        """The agent submits its initial prompt itself: watch for a refusal or an exit."""
+        policy = live.commands.policy
+        rejected = await watch_outcome(
+            live.terminal,
+            policy.rejection_markers,
+            policy.busy_markers,
+            policy.rejection_window,
+            after=policy.marker,
+            timeout=policy.timeout,
+        )
+        if rejected is not None:
+            return DeliveryResult(DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}")
+        if not live.terminal.alive:
+            return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
+        return DeliveryResult(DeliveryOutcome.DELIVERED)
+
+    async def _learn_id(self, project: OutputProject) -> None:
+        """After a delivered command, learn the id an agent chose itself, if still unknown."""
+        live = self.sessions.current(project.id)
+        if live is None or live.conversation_id is not None:
+            return
+        await self.conversations.discover(project, live.terminal.started_at)
