@@ -66,24 +66,33 @@ async def confirm_delivery(
     states: AgentStateService | None,
     project_id: str,
     text: str,
-    typing: Callable[[], Awaitable[tuple[LiveTerminal, DeliveryResult]]],
+    typing: Callable[[], Awaitable[tuple[LiveTerminal, DeliveryResult, bool]]],
     *,
     has_hooks: bool,
     confirm_timeout: float,
 ) -> Delivery:
-    """Run ``typing`` (which types ``text`` into the project's session) and await confirmation.
+    """Run ``typing`` (which delivers ``text`` into the project's session) and await confirmation.
+
+    ``typing`` returns the session that got the text, the result, and whether
+    the text was typed (False: passed on the agent's command line as its
+    initial prompt, where there is no echo to look for; without hooks, the
+    absence of a refusal is then all the confirmation there is).
 
     The expectation is registered before typing starts: the agent's report
     can arrive before the typing returns.
     """
     expected = states.expect_prompt(project_id, text) if has_hooks and states is not None else None
     try:
-        live, result = await typing()
+        live, result, typed = await typing()
         if result.outcome is DeliveryOutcome.REJECTED:
             return Delivery(Confirmation.REFUSED, result.reason, _refusal_line(live, result))
         if not result.ok:
             return Delivery(Confirmation.NOT_READY, result.reason or str(result.outcome))
         if expected is None:
+            if not typed:
+                return Delivery(
+                    Confirmation.DELIVERED, "passed on the agent's command line; no refusal seen"
+                )
             return _echo(live, text)
         return await _await_confirmation(live, text, expected, confirm_timeout)
     finally:

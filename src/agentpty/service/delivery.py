@@ -64,7 +64,7 @@ class CommandDelivery:
         keeps conversations, ``text`` is passed on its command line instead of
         typed (the agent submits it itself); a running process gets it typed.
         """
-        _, result = await self._send(
+        _, result, _ = await self._send(
             project, text, submit=submit, as_initial_prompt=as_initial_prompt
         )
         return result
@@ -79,7 +79,7 @@ class CommandDelivery:
         """
         states = self.states
 
-        async def typing() -> tuple[LiveTerminal, DeliveryResult]:
+        async def typing() -> tuple[LiveTerminal, DeliveryResult, bool]:
             return await self._send(project, text, submit=True, as_initial_prompt=as_initial_prompt)
 
         return await confirm_delivery(
@@ -93,8 +93,9 @@ class CommandDelivery:
 
     async def _send(
         self, project: OutputProject, text: str, *, submit: bool, as_initial_prompt: bool
-    ) -> tuple[LiveTerminal, DeliveryResult]:
-        """``send``; also returns the terminal session that got the text (a replacement, if any)."""
+    ) -> tuple[LiveTerminal, DeliveryResult, bool]:
+        """``send``; also returns the terminal session that got the text (a replacement, if
+        any) and whether the text was typed (False: the agent's initial prompt)."""
         # Only an agent with conversations takes the prompt on its command line (Claude Code).
         initial = (
             as_initial_prompt and submit and self.conversations.support(project.agent) is not None
@@ -110,7 +111,8 @@ class CommandDelivery:
             result = await self.deliver(live, text, submit=submit)
         if result.ok:
             await self._learn_id(project)
-        return self.sessions.current(project.id) or live, result
+        final = self.sessions.current(project.id) or live
+        return final, result, not (initial and started) or final is not live
 
     async def deliver(
         self, live: LiveTerminal, text: str, *, submit: bool = True
