@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.helpers import RunningServer, make_settings, serve
+from agentpty.agents.capabilities import ScreenMarkers
+from agentpty.agents.claude_hooks import ClaudeHooks
+from agentpty.agents.shell import ShellProfile
+from agentpty.config import Settings
+from agentpty.service.container import build_profiles
+from tests.helpers import RunningServer, clean_shell, make_settings, serve
 from tests.test_web_ui import browser, clean_home, context, open_project, page, sign_in
 
 pytestmark = pytest.mark.browser
@@ -33,6 +38,22 @@ window.Notification = class extends RealNotification {
   constructor(title, options) { super(title, options); window.__notes.push(title); }
 };
 """
+
+
+def hooked_shell() -> ShellProfile:
+    """Stand-in for Claude Code: bash (no model needed) declaring Claude Code's hooks.
+
+    The test posts the recorded hook payloads itself; its prompt ``$`` is the
+    ready marker, so the screen fallback (agents with hooks) can say idle too.
+    """
+    profile = clean_shell()
+    profile.hooks = ClaudeHooks()
+    profile.markers = ScreenMarkers(ready="$")
+    return profile
+
+
+def profiles(settings: Settings) -> dict[str, Any]:
+    return {**build_profiles(settings), "shell": hooked_shell()}
 
 
 def payload(event: str) -> dict[str, Any]:
@@ -57,7 +78,8 @@ async def test_badge_title_and_notifications_follow_the_agent_state(
     tmp_path: Path, context: BrowserContext, page: Page
 ) -> None:
     """needs_input shows a badge with shape and words, counts in the title, notifies when hidden."""
-    async with serve(make_settings(tmp_path / "data")) as server:
+    settings = make_settings(tmp_path / "data")
+    async with serve(settings, profiles(settings)) as server:
         alpha = await server.create_project("alpha")
         await server.create_project("beta")
         await context.grant_permissions(["notifications"], origin=server.base_url)
