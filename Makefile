@@ -14,7 +14,7 @@ GEMINI_PREFIX := .cache/npm-gemini
 GEMINI_BIN := $(GEMINI_PREFIX)/node_modules/.bin/gemini
 VENDOR := src/agentpty/web/vendor
 
-.PHONY: run test lint bench web claude codex gemini chromium clean
+.PHONY: run test lint bench web claude codex gemini chromium clean test-claude-latest
 
 run: $(VENV)/.run web
 	$(BIN)/agentpty serve
@@ -85,6 +85,21 @@ $(GEMINI_BIN):
 	npm install --prefix $(GEMINI_PREFIX) --no-audit --no-fund --loglevel=error \
 	    @google/gemini-cli@$(GEMINI_VERSION)
 	test -x $@
+
+# Version drift: the agent-state and delivery tests on the newest Claude Code
+# the npm registry serves (installed fresh each run under .cache/claude-latest).
+# Slower than `make test`; CI runs it at least once per change to agent state,
+# hooks or delivery. Differences go into docs/claude-code-findings.md.
+CLAUDE_LATEST_PREFIX := .cache/claude-latest
+CLAUDE_LATEST_TESTS := tests/test_agent_state_claude.py tests/test_claude.py tests/test_claude_hooks_timeline.py
+
+test-claude-latest: $(VENV)/.test web chromium
+	mkdir -p $(CLAUDE_LATEST_PREFIX)
+	npm install --prefix $(CLAUDE_LATEST_PREFIX) --no-audit --no-fund --loglevel=error \
+	    @anthropic-ai/claude-code@latest
+	$(CLAUDE_LATEST_PREFIX)/node_modules/.bin/claude --version
+	AGENTPTY_TEST_CLAUDE_BIN=$(abspath $(CLAUDE_LATEST_PREFIX)/node_modules/.bin/claude) \
+	    $(BIN)/pytest -q $(CLAUDE_LATEST_TESTS) $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright's own download does not work here).
 chromium:

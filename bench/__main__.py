@@ -20,7 +20,17 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import adoption, attach, echo, first_screen, idle_cpu, idle_rss, stalled, throughput
+from bench import (
+    adoption,
+    attach,
+    echo,
+    first_screen,
+    idle_cpu,
+    idle_rss,
+    stalled,
+    state_latency,
+    throughput,
+)
 from bench.context import Bench, Options
 from bench.host import stop_host
 from bench.report import Row, machine_line, render_table
@@ -38,11 +48,21 @@ MEASUREMENTS: dict[str, Measure] = {
     "stalled": stalled.measure,
     "first-screen": first_screen.measure,
     "attach": attach.measure,
+    "state": state_latency.measure,
 }
 #: The idle measurements go first: the memory baseline must precede every
 #: session, and no flood may have grown the heap before memory is read.
 #: Echo and throughput then run with the idle fleet still attached.
-RUN_ORDER = ("idle-cpu", "idle-rss", "echo", "first-screen", "attach", "throughput", "stalled")
+RUN_ORDER = (
+    "idle-cpu",
+    "idle-rss",
+    "echo",
+    "first-screen",
+    "attach",
+    "throughput",
+    "stalled",
+    "state",
+)
 SHUTDOWN_TIMEOUT = 15.0
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -16,7 +16,9 @@ from bench.server import PROMPT, ServerProcess
 
 __all__ = ["Fleet"]
 
-SETTLE_SECONDS = 1.0
+#: Longer than the server's AGENTPTY_STATE_QUIET_TIME (2 s): a shell's agent state
+#: turns idle that long after its prompt, and that is start-up, not idleness.
+SETTLE_SECONDS = 3.0
 
 
 class _Member:
@@ -54,12 +56,12 @@ class Fleet:
         self._readers: list[asyncio.Task[None]] = []
 
     @property
-    def size(self) -> int:
-        return len(self._members)
-
-    @property
     def project_ids(self) -> list[str]:
         return [member.project_id for member in self._members]
+
+    @property
+    def size(self) -> int:
+        return len(self._members)
 
     @classmethod
     async def start(cls, server: ServerProcess, size: int) -> Fleet:

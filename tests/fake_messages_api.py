@@ -42,10 +42,15 @@ Usage::
 ``api.hold_replies()`` / ``api.release_replies()`` (or ``reply_delay``) keep
 conversation requests unanswered so a test can observe the CLI while busy.
 
-Bash tool turns: a user turn whose text holds ``BASH_SLEEP <seconds>`` is
-answered with a ``tool_use`` of the Bash tool running ``sleep <seconds>``
-(then printing ``slept-<seconds>``); the request carrying its tool result gets
-the ordinary ``turn=N`` answer, which ends the turn. See ``bash_tool_command``.
+Scripted replies (directives a test writes into its prompt; see
+``scripted_tool_call`` and ``scripted_delay``):
+
+* ``[[bash: <command>]]`` -- the answer is a ``Bash`` tool call running
+  ``<command>`` (e.g. ``touch x``, which Claude Code asks permission for in its
+  default permission mode).  The request that carries the tool's result is
+  answered with the text ``tool done turn=N``.
+* ``[[slow: <seconds>]]`` -- the answer (to the prompt and to its tool result)
+  comes only after that many seconds: the CLI stays busy meanwhile.
 """
 
 from __future__ import annotations
@@ -63,9 +68,10 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "FakeMessagesAPI",
-    "bash_tool_command",
     "count_user_turns",
     "is_side_request",
+    "scripted_delay",
+    "scripted_tool_call",
     "session_id",
     "user_text",
 ]
@@ -161,6 +167,39 @@ def is_side_request(body: JSONDict) -> bool:
     return _CLAUDE_CODE_MARKER not in _system_text(body)
 
 
+BASH_DIRECTIVE = re.compile(r"\[\[bash: ([^\]]+)\]\]")
+SLOW_DIRECTIVE = re.compile(r"\[\[slow: ([0-9.]+)\]\]")
+
+
+def _answers_tool_result(body: JSONDict) -> bool:
+    """True when the request's last message carries tool results (no user text)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return False
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user":
+        return False
+    blocks = _blocks(last.get("content"))
+    return bool(blocks) and all(b.get("type") == "tool_result" for b in blocks)
+
+
+def scripted_tool_call(body: JSONDict) -> str | None:
+    """The Bash command to answer with, when the prompt asks for one with ``[[bash: ...]]``.
+
+    None once the tool's result is in the request: the turn then ends with text.
+    """
+    if _answers_tool_result(body):
+        return None
+    match = BASH_DIRECTIVE.search(user_text(body))
+    return match.group(1).strip() if match else None
+
+
+def scripted_delay(body: JSONDict) -> float:
+    """Seconds to wait before answering, asked for with ``[[slow: N]]`` (0 if not)."""
+    match = SLOW_DIRECTIVE.search(user_text(body))
+    return float(match.group(1)) if match else 0.0
+
+
 _PLACEHOLDERS: dict[str, object] = {
     "string": "Fake session",
     "number": 0,
@@ -190,6 +229,8 @@ def _side_reply(body: JSONDict) -> str:
 def _reply_text(body: JSONDict, side: bool) -> str:
     if side:
         return _side_reply(body)
+    if _answers_tool_result(body):
+        return f"tool done turn={count_user_turns(body)}"
     return f"turn={count_user_turns(body)}"
 
 
@@ -247,46 +288,34 @@ def _sse_events(body: JSONDict, text: str) -> list[tuple[str, JSONDict]]:
     ]
 
 
-# -- Bash tool turns (separate from the turn counter above) -------------------
-
-BASH_SLEEP = re.compile(r"BASH_SLEEP (\d+(?:\.\d+)?)")
-
-
-def bash_tool_command(body: JSONDict) -> str | None:
-    """The Bash command to request when the request ends with a ``BASH_SLEEP`` user turn.
-
-    None once the last message is anything else (e.g. the tool's result).
-    """
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return None
-    # The CLI may add a ``role: "system"`` message after the user's: skip those.
-    turns = [m for m in messages if isinstance(m, dict) and m.get("role") in ("user", "assistant")]
-    if not turns or not _is_user_turn(turns[-1]):
-        return None
-    match = BASH_SLEEP.search(user_text(body))
-    return None if match is None else f"sleep {match[1]} && echo slept-{match[1]}"
-
-
-def _tool_use_events(body: JSONDict, command: str) -> list[tuple[str, JSONDict]]:
-    """SSE events of an assistant message that calls the Bash tool with ``command``."""
+def _tool_sse_events(body: JSONDict, command: str) -> list[tuple[str, JSONDict]]:
+    """An assistant message that is one Bash tool call (stop reason ``tool_use``)."""
     start = _message(body, "")
     start["content"] = []
     start["stop_reason"] = None
-    block = {"type": "tool_use", "id": f"toolu_fake_{uuid.uuid4().hex[:20]}", "name": "Bash"}
-    tool_input = {"command": command, "description": "Run the requested command"}
+    start["usage"] = dict(start["usage"], output_tokens=0)
+    tool_input = json.dumps({"command": command, "description": f"Run {command}"})
     return [
         ("message_start", {"type": "message_start", "message": start}),
         (
             "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {**block, "input": {}}},
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {
+                    "type": "tool_use",
+                    "id": f"toolu_fake_{uuid.uuid4().hex[:20]}",
+                    "name": "Bash",
+                    "input": {},
+                },
+            },
         ),
         (
             "content_block_delta",
             {
                 "type": "content_block_delta",
                 "index": 0,
-                "delta": {"type": "input_json_delta", "partial_json": json.dumps(tool_input)},
+                "delta": {"type": "input_json_delta", "partial_json": tool_input},
             },
         ),
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
@@ -364,10 +393,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.api._record(body, side)
         if not side:
             self.server.api._wait_for_release()
-        command = None if side else bash_tool_command(body)
-        if command is not None and body.get("stream") is True:
-            self._send_events(_tool_use_events(body, command))
-            return
+            delay = scripted_delay(body)
+            if delay > 0:
+                time.sleep(delay)
+            command = scripted_tool_call(body)
+            if command is not None and body.get("stream") is True:
+                self._send_events(_tool_sse_events(body, command))
+                return
         text = _reply_text(body, side)
         if body.get("stream") is True:
             self._send_stream(body, text)

@@ -298,6 +298,7 @@ async def serve(
     try:
         yield RunningServer(services=services, base_url=base_url)
     finally:
+        services.bus.close()  # open event streams would hold uvicorn's shutdown (h12)
         server.should_exit = True
         try:
             await task

@@ -409,6 +409,7 @@ async def test_unknown_command_from_cli_leaves_milestone_pending(
             milestone = await create_milestone(http, project, "refused")
             reply = (await http.post(f"/api/milestones/{milestone}/start")).json()
         assert reply["status"] == "pending", reply
-        assert reply["delivery"]["outcome"] == "rejected", reply
+        assert reply["delivery"]["outcome"] == "refused", reply
+        assert "Unknown command" in reply["delivery"]["agent_words"], reply
         assert "Unknown" in reply["status_reason"]
         assert not claude_world.api.requests

@@ -135,7 +135,9 @@ async def test_forged_conversation_ids_are_refused(tmp_path: Path) -> None:
                 json={"session_id": good, "hook_event_name": "SessionStart"},
             )
             assert response.status_code == 200, response.text
-            assert response.json() == {"changed": True, "report": "conversation_started"}
+            body = response.json()
+            assert (body["changed"], body["report"]) == (True, "conversation_started")
+            assert body["agent_state"] == "idle"  # SessionStart: the agent waits at its prompt
 
 
 async def test_healthz_reports_a_corrupt_database(tmp_path: Path) -> None:

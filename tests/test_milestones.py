@@ -180,8 +180,9 @@ async def test_unknown_command_leaves_milestone_pending(
         milestone = await create_milestone(http, project, "needs gsd")
         reply = (await http.post(f"/api/milestones/{milestone}/start")).json()
     assert reply["status"] == "pending"
-    assert reply["delivery"]["outcome"] == "rejected"
+    assert reply["delivery"]["outcome"] == "refused"
     assert "Unknown command" in reply["status_reason"]
+    assert "Unknown command" in reply["delivery"]["agent_words"]
 
 
 async def test_shell_profile_gets_plain_lines(server: RunningServer) -> None:
@@ -192,7 +193,8 @@ async def test_shell_profile_gets_plain_lines(server: RunningServer) -> None:
         milestone = await create_milestone(http, project, "shell one")
         assert (await http.post(f"/api/milestones/{milestone}/start")).json()["delivery"] == {
             "outcome": "delivered",
-            "reason": "",
+            "reason": "echoed on screen",
+            "agent_words": None,
         }
         await term.read_until(f"/gsd:new-project .milestones/{milestone}/MILESTONE-CONTEXT.md")
         second = await create_milestone(http, project, "shell two")

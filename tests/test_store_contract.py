@@ -22,6 +22,7 @@ import pytest
 
 from agentpty.domain.errors import NotFound, StoreUnavailable
 from agentpty.domain.models import (
+    AgentState,
     EventKind,
     Milestone,
     MilestoneStatus,
@@ -252,6 +253,24 @@ async def test_update_project_sets_fields_and_updated_at(store: Store) -> None:
     assert stamped.updated_at == T0 + timedelta(days=1)
 
 
+async def test_agent_state_fields_round_trip(store: Store) -> None:
+    """agent_state, state_since, state_detail and webhook_url are stored and read back."""
+    project = await store.create_project(make_project())
+    assert project.agent_state is AgentState.UNKNOWN and project.state_detail == {}
+    updated = await store.update_project(
+        project.id,
+        agent_state=AgentState.NEEDS_INPUT,
+        state_since=T0,
+        state_detail={"tool": "Bash", "detail": "touch x"},
+        webhook_url="http://127.0.0.1:9/hook",
+    )
+    got = await store.get_project(project.id)
+    assert got == updated
+    assert got.agent_state == AgentState.NEEDS_INPUT and got.state_since == T0
+    assert got.state_detail == {"tool": "Bash", "detail": "touch x"}
+    assert got.webhook_url == "http://127.0.0.1:9/hook"
+
+
 # -- milestones
 
 
@@ -434,6 +453,30 @@ async def test_datetimes_are_utc_aware_and_kept_to_the_millisecond(store: Store)
     (listed,) = await store.list_events(project.id)
     assert_utc(listed.created_at)
     assert listed.created_at == event.created_at
+
+
+async def test_sqlite_project_stored_before_agent_state_reads_with_defaults(
+    tmp_path: Path,
+) -> None:
+    """A project row written before the agent-state fields existed loads as state unknown."""
+    import json
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    try:
+        project = await store.create_project(make_project())
+        old = project.model_dump(mode="json")
+        for name in ("agent_state", "state_since", "state_detail", "webhook_url"):
+            old.pop(name)
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE projects SET doc = ? WHERE id = ?", (json.dumps(old), project.id))
+        got = await store.get_project(project.id)
+        assert got.agent_state is AgentState.UNKNOWN and got.state_since is None
+        assert got.state_detail == {} and got.webhook_url is None
+    finally:
+        await store.close()
 
 
 async def test_health_passes_while_open_and_fails_once_closed(store: Store) -> None:

@@ -153,6 +153,32 @@ class Settings(BaseSettings):
         description="bytes of recent output the session host keeps per session, replayed "
         "to rebuild the screen when a server adopts the session",
     )
+    confirm_timeout: float = Field(
+        15.0,
+        gt=0,
+        description="seconds a typed command waits for the agent to confirm it got it "
+        "(its prompt hook, or the echo for agents without hooks)",
+    )
+    state_quiet_time: float = Field(
+        2.0,
+        gt=0,
+        description="seconds of quiet output that count as idle when the screen decides "
+        "the agent state",
+    )
+    webhook_url: str = Field(
+        "",
+        description="every project's agent-state changes are POSTed here as signed JSON "
+        "(X-Agentpty-Signature: sha256=HMAC of the body)",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key of webhook signatures (prefer the env var); default: "
+        "generated once into <data dir>/webhook-secret",
+    )
+    webhook_attempts: int = Field(5, ge=1, le=20, description="tries per webhook event")
+    webhook_backoff: float = Field(
+        0.5, gt=0, description="first webhook retry delay in seconds, doubled each time"
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -106,9 +106,22 @@ class _Server(QuietServer):
 
     The line comes after uvicorn's own start-up lines, so it is the last thing
     a terminal shows, and it is only printed when requests will be answered.
+    Told to exit, it ends the event streams at once (h12: ``GET /api/events``):
+    uvicorn waits for open responses before the app's shutdown runs, and an
+    event stream never ends by itself.
     """
 
     announcement = ""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # A signal handler: hand over to the loop instead of touching its queues here.
+        loop = self._loop if self._loop is not None else asyncio.get_event_loop()
+        loop.call_soon_threadsafe(self._on_exit)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -213,7 +226,7 @@ async def run(overrides: dict[str, Any], log_level: str = "info") -> int:
         ws_per_message_deflate=settings.compress_websockets,
         timeout_graceful_shutdown=5,
     )
-    server = _Server(config)
+    server = _Server(config, services.bus.close)
     # uvicorn configures its loggers when the config loads; filter after that.
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactSecrets())

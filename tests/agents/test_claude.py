@@ -13,6 +13,7 @@ import pytest
 from agentpty.agents.base import AgentProfile
 from agentpty.agents.capabilities import AgentReport, ReportKind, RunEvent, RunEventKind
 from agentpty.agents.claude import ClaudeProfile
+from agentpty.agents.claude_hooks import HOOK_EVENTS
 from agentpty.agents.shell import ShellProfile
 
 
@@ -82,28 +83,31 @@ def test_discover_finds_nothing_for_chosen_ids(profile: ClaudeProfile) -> None:
 def test_hooks_install_writes_settings_passed_on_start(
     profile: ClaudeProfile, tmp_path: Path
 ) -> None:
-    """install writes SessionStart and UserPromptSubmit hooks running ``command``; starts use it."""
+    """install writes a hook for every event of HOOK_EVENTS running ``command``; starts use it."""
     command = ["/usr/bin/python3 x", "-m", "agentpty", "hook"]
     assert profile.hooks.settings_path is None
     profile.hooks.install(tmp_path / "data", command)
     path = profile.hooks.settings_path
     assert path is not None and path.parent == tmp_path / "data"
     settings = json.loads(path.read_text())
-    assert set(settings["hooks"]) == {"SessionStart", "UserPromptSubmit"}
+    assert set(settings["hooks"]) == set(HOOK_EVENTS)
+    assert {"SessionStart", "UserPromptSubmit", "PermissionRequest", "Stop"} <= set(HOOK_EVENTS)
     entry = settings["hooks"]["SessionStart"][0]["hooks"][0]
     assert shlex.split(entry["command"]) == command
     assert f"--settings={path}" in profile.launch(cwd="/w", conversation_id=None).argv
 
 
 def test_hooks_parse_into_reports(profile: ClaudeProfile) -> None:
-    """SessionStart and UserPromptSubmit become reports; other events are not used."""
+    """SessionStart, UserPromptSubmit and Stop become reports; events not used give None."""
     cid = str(uuid.uuid4())
     parse = profile.hooks.parse
     started = {"hook_event_name": "SessionStart", "session_id": cid, "source": "clear"}
     assert parse(started) == AgentReport(ReportKind.CONVERSATION_STARTED, cid, source="clear")
     prompt = {"hook_event_name": "UserPromptSubmit", "session_id": cid, "prompt": "hi"}
     assert parse(prompt) == AgentReport(ReportKind.PROMPT_SUBMITTED, cid, prompt="hi")
-    assert parse({"hook_event_name": "Stop", "session_id": cid}) is None
+    stop = AgentReport(ReportKind.TURN_ENDED, cid, source="Stop")
+    assert parse({"hook_event_name": "Stop", "session_id": cid}) == stop
+    assert parse({"hook_event_name": "PreCompact", "session_id": cid}) is None
     odd = parse({"hook_event_name": "SessionStart", "session_id": 7})
     assert odd is not None and odd.conversation_id is None
 

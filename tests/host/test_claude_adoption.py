@@ -71,7 +71,7 @@ async def test_server_kill9_during_bash_tool_then_adopted(world: ClaudeWorld) ->
         world.trust(project["workspace_path"])
         async with first.terminal(project["id"]) as term:
             before = await term.recv_type("status")
-            await type_message(term, f"please BASH_SLEEP {seconds}")
+            await type_message(term, f"please [[bash: sleep {seconds} && echo slept-{seconds}]]")
             (sleeper,) = await tool_sleep_running(term, seconds)
     finally:
         await first.kill()
@@ -102,7 +102,7 @@ async def test_delete_session_kills_the_bash_tool_command(world: ClaudeWorld) ->
         project = await world.create_project(server)
         async with server.terminal(project) as term:
             await term.recv_type("status")
-            await type_message(term, f"please BASH_SLEEP {seconds}")
+            await type_message(term, f"please [[bash: sleep {seconds} && echo slept-{seconds}]]")
             (sleeper,) = await tool_sleep_running(term, seconds)
         async with server.http() as http:
             response = await http.delete(f"/api/output-projects/{project}/session")

@@ -214,7 +214,7 @@ async def test_hook_payloads_enter_through_the_profile(world: World) -> None:
     stored = await world.stored(project)
     assert (stored.agent_session_id, stored.confirmed_session_id) == (cid, cid)
     assert heard == [report]
-    assert await world.hooks.receive(project, {"hook_event_name": "Stop"}) == (None, False)
+    assert await world.hooks.receive(project, {"hook_event_name": "PreCompact"}) == (None, False)
     with pytest.raises(InvalidInput, match="not a conversation id"):
         await world.hooks.receive(project, {**payload, "session_id": "*"})
     with pytest.raises(InvalidInput, match="does not report through hooks"):

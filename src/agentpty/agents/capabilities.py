@@ -58,6 +58,9 @@ class ScreenMarkers:
     refusal: tuple[str, ...] = ()
     #: In the agent's first output: the stored conversation cannot be resumed.
     expired: tuple[str, ...] = ()
+    #: Means "a question or permission dialog waits for the user" (its menu may
+    #: show ``ready`` too): the agent-state fallback for hooks that stay silent.
+    asking: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,13 +22,12 @@ from typing import Any
 
 from agentpty.agents.base import Launch
 from agentpty.agents.capabilities import (
-    AgentReport,
     DeliveryHints,
-    ReportKind,
     RunEvent,
     RunEventKind,
     ScreenMarkers,
 )
+from agentpty.agents.claude_hooks import PROMPT_DIALOG_MARKERS, ClaudeHooks
 
 __all__ = [
     "INSTALL_HINT",
@@ -46,8 +44,6 @@ INSTALL_HINT = (
 )
 #: Claude Code's conversation ids are UUIDs (it refuses anything else with "Invalid session ID").
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-#: The settings file agentpty writes under its data dir and passes with ``--settings``.
-SETTINGS_FILE = "claude-settings.json"
 
 
 class ClaudeConversations:
@@ -91,44 +87,6 @@ class ClaudeConversations:
         return None  # the id is ours from the start
 
 
-class ClaudeHooks:
-    """Hooks from a settings file passed with ``--settings``.
-
-    SessionStart fires at start-up, on resume and after ``/clear`` (with the
-    new id); UserPromptSubmit tells us the conversation now holds a message.
-    """
-
-    events = ("SessionStart", "UserPromptSubmit")
-
-    def __init__(self, settings_path: Path | None = None) -> None:
-        #: Passed to every start once written (``install``); None: no hooks.
-        self.settings_path = settings_path
-
-    def install(self, data_dir: Path, command: Sequence[str]) -> None:
-        entry = {"type": "command", "command": shlex.join(command), "timeout": 10}
-        group = [{"matcher": "", "hooks": [entry]}]
-        settings = {"hooks": {event: group for event in self.events}}
-        path = data_dir / SETTINGS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings, indent=2) + "\n")
-        self.settings_path = path
-
-    def parse(self, payload: Mapping[str, Any]) -> AgentReport | None:
-        event = payload.get("hook_event_name")
-        conversation_id = _text(payload.get("session_id"))
-        if event == "SessionStart":
-            return AgentReport(
-                ReportKind.CONVERSATION_STARTED,
-                conversation_id,
-                source=_text(payload.get("source")),
-            )
-        if event == "UserPromptSubmit":
-            return AgentReport(
-                ReportKind.PROMPT_SUBMITTED, conversation_id, prompt=_text(payload.get("prompt"))
-            )
-        return None
-
-
 class ClaudeHeadless:
     """``claude -p --output-format=stream-json --verbose``: one NDJSON event per line."""
 
@@ -157,13 +115,16 @@ class ClaudeProfile:
     name = "claude"
     markers = ScreenMarkers(
         ready="❯",
-        busy=("esc to interrupt",),
+        # The permission dialog's question counts as busy: its menu shows a "❯" too,
+        # and a command typed into it would answer it (h12, see claude_hooks.py).
+        busy=("esc to interrupt", "Do you want to proceed?"),
         refusal=("Unknown command", "Unknown slash command"),
         expired=(
             "No conversation found with session ID",
             "is already in use",
             "Invalid session ID",
         ),
+        asking=PROMPT_DIALOG_MARKERS,
     )
     bracketed_paste = True
     delivery = DeliveryHints()

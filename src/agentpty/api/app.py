@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from agentpty import __version__
-from agentpty.api import hooks, milestones, projects, runs, terminal
+from agentpty.api import events, hooks, milestones, projects, runs, terminal
 from agentpty.api.auth import COOKIE, require_token, token_valid
 from agentpty.api.bodies import SafeJSONResponse
 from agentpty.api.errors import install_error_handlers
@@ -61,6 +61,7 @@ def create_app(services: Services, token: str) -> FastAPI:
     app.include_router(projects.router, dependencies=guarded)
     app.include_router(milestones.router, dependencies=guarded)
     app.include_router(runs.router, dependencies=guarded)
+    app.include_router(events.router, dependencies=guarded)
     app.include_router(terminal.router)
     app.include_router(milestones.ws_router)
     app.include_router(hooks.router)

@@ -1,8 +1,9 @@
 """Reports from agents' hooks, posted by ``agentpty hook`` for the agent's project.
 
 The body is the agent's own hook payload; its profile translates it
-(``HookSupport.parse``). Authenticated by the per-project key in the URL
-agentpty gave the agent, not by the API token.
+(``HookSupport.parse``); the report moves the conversation id and the
+agent state. Authenticated by the per-project key in the URL agentpty gave
+the agent, not by the API token.
 """
 
 from __future__ import annotations
@@ -30,13 +31,19 @@ async def agent_hook(
     key: Annotated[str, Query(max_length=128)],
     svc: Annotated[Services, Depends(services)],
 ) -> dict[str, Any]:
-    """Apply one hook report: the stored conversation id follows the agent's."""
+    """Apply one hook report: the stored conversation id and the agent state follow it."""
     if not svc.hooks.key_valid(project_id, key):
         raise HTTPException(status_code=401, detail="wrong hook key for this project")
     _check_text(payload, ("body",))
     project = await svc.projects.get(project_id)
     report, changed = await svc.hooks.receive(project, payload)
-    return {"changed": changed, "report": None if report is None else str(report.kind)}
+    # h12 call site: the same report drives the agent state (no second parse).
+    state = None if report is None else await svc.states.report(project.id, report)
+    return {
+        "changed": changed,
+        "report": None if report is None else str(report.kind),
+        "agent_state": None if state is None else str(state.state),
+    }
 
 
 def _check_text(value: Any, loc: tuple[str | int, ...]) -> None:

@@ -12,9 +12,9 @@ from agentpty.api.deps import services
 from agentpty.api.terminal import attach, open_terminal_socket
 from agentpty.domain.errors import AgentptyError
 from agentpty.domain.models import Milestone, MilestoneStatus
+from agentpty.service.confirmed_delivery import Delivery
 from agentpty.service.container import Services
 from agentpty.service.milestones import MAX_CONTEXT, MAX_TITLE
-from agentpty.terminal.delivery import DeliveryResult
 from agentpty.terminal.protocol import CloseCode, error_frame
 
 __all__ = ["router", "ws_router"]
@@ -30,11 +30,9 @@ class MilestoneCreate(RequestBody):
     context: str = Field("", max_length=MAX_CONTEXT, description="markdown, at most 1 MiB")
 
 
-def _with_delivery(milestone: Milestone, result: DeliveryResult) -> dict[str, Any]:
-    return {
-        **milestone.model_dump(mode="json"),
-        "delivery": {"outcome": str(result.outcome), "reason": result.reason},
-    }
+def _with_delivery(milestone: Milestone, result: Delivery) -> dict[str, Any]:
+    """The milestone and ``delivery``: outcome delivered | refused | not_ready | unconfirmed."""
+    return {**milestone.model_dump(mode="json"), "delivery": result.as_json()}
 
 
 @router.post("", status_code=201)

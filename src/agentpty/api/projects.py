@@ -25,6 +25,12 @@ class ProjectCreate(RequestBody):
     workspace_path: str | None = Field(
         None, description="folder under the workspaces root; default: <root>/<slug>-<short id>"
     )
+    webhook_url: str | None = Field(
+        None,
+        max_length=2000,
+        pattern=r"^https?://",
+        description="this project's state changes are also POSTed here (signed JSON)",
+    )
 
 
 class SessionInput(RequestBody):
@@ -40,13 +46,18 @@ class SessionStart(RequestBody):
 
 
 async def _describe(svc: Services, project: OutputProject) -> dict[str, Any]:
-    """The project with its milestone counts and its session's state."""
-    return {**await svc.projects.describe(project), "session": svc.sessions.info(project.id)}
+    """The project with its milestone counts, its session's state and its agent's state."""
+    described = await svc.projects.describe(project)
+    # h12 call site: the live agent state (agent_state, state_since, state_detail).
+    described.update((await svc.states.view(project.id)).fields())
+    return {**described, "session": svc.sessions.info(project.id)}
 
 
 @router.post("", status_code=201)
 async def create_project(body: ProjectCreate, svc: Svc) -> dict[str, Any]:
     project = await svc.projects.create(body.name, body.agent, body.workspace_path)
+    if body.webhook_url is not None:
+        project = await svc.store.update_project(project.id, webhook_url=body.webhook_url)
     return await _describe(svc, project)
 
 

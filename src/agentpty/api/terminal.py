@@ -40,6 +40,7 @@ from agentpty.terminal.protocol import (
     error_frame,
     output_frame,
     parse_client_message,
+    state_frame,
     status_frame,
 )
 
@@ -122,7 +123,7 @@ async def attach(websocket: WebSocket, svc: Services, project: OutputProject) ->
     announce = started and live.replaced is not None
     try:
         while current is not None:
-            current = await _relay(websocket, current, started, size, announce)
+            current = await _relay(websocket, svc, current, started, size, announce)
             started = announce = True
     except WebSocketDisconnect:
         return  # the client went away: normal, the session goes on
@@ -151,6 +152,7 @@ async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
 
 async def _relay(
     websocket: WebSocket,
+    svc: Services,
     live: LiveTerminal,
     started: bool,
     size: tuple[int, int] | None,
@@ -164,6 +166,10 @@ async def _relay(
     terminal = live.terminal
     subscriber, snapshot = terminal.subscribe()
     client_size = size
+    # h12 call site: the project's agent state, now and on every change.
+    states, _, _ = svc.bus.subscribe(
+        accept=lambda event: event.type == "state" and event.project_id == live.project_id
+    )
     binary = _binary(websocket)
     try:
         await websocket.send_text(status_frame(**live.status()))
@@ -173,6 +179,8 @@ async def _relay(
             await websocket.send_text(output_frame(snapshot))
         if announce_expiry:
             await websocket.send_text(error_frame("SESSION_EXPIRED", _expired_message(live)))
+        view = await svc.states.view(live.project_id)
+        await websocket.send_text(state_frame({"project_id": live.project_id, **view.fields()}))
         if terminal.alive and (not started or (client_size and terminal.size != client_size)):
             # Full-screen TUIs only repaint on SIGWINCH: send one even if unchanged.
             terminal.resize(*(client_size or terminal.size))
@@ -188,6 +196,10 @@ async def _relay(
                     await websocket.send_bytes(frame.data)
                 else:
                     await websocket.send_text(output_frame(frame.text))
+
+        async def pump_state() -> None:
+            async for event in states:
+                await websocket.send_text(state_frame(event.payload()))
 
         async def pump_in() -> None:
             nonlocal client_size
@@ -230,17 +242,28 @@ async def _relay(
             async with asyncio.TaskGroup() as group:
                 out = group.create_task(pump_out())
                 inp = group.create_task(pump_in())
+                state = group.create_task(pump_state())
                 await asyncio.wait({out, inp}, return_when=asyncio.FIRST_COMPLETED)
                 inp.cancel()
                 out.cancel()
+                state.cancel()
         except BaseExceptionGroup as group_exc:
             # Unwrap: callers handle a disconnect like any other.
             raise group_exc.exceptions[0] from None
-    finally:
+    except BaseException:
         terminal.unsubscribe(subscriber)
-    # A process replaced after its conversation expired is not an end for the
-    # client: it gets the new session's status instead of `closed`.
-    successor = await live.successor
+        states.close()  # the client went away: no more state for it
+        raise
+    terminal.unsubscribe(subscriber)
+    try:
+        # A process replaced after its conversation expired is not an end for the
+        # client: it gets the new session's status instead of `closed`.
+        successor = await live.successor
+        # The exit handler has run: the client also learns the state it left (exited).
+        for event in states.pending():
+            await websocket.send_text(state_frame(event.payload()))
+    finally:
+        states.close()
     if successor is None and not terminal.alive:
         await websocket.send_text(closed_frame(terminal.exit_code))
     return successor

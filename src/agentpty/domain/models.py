@@ -10,6 +10,7 @@ from typing import Any, NewType
 from pydantic import BaseModel, Field
 
 __all__ = [
+    "AgentState",
     "EventKind",
     "Milestone",
     "MilestoneStatus",
@@ -44,6 +45,23 @@ class SessionState(StrEnum):
     EXITED = "exited"
 
 
+class AgentState(StrEnum):
+    """What a project's agent is doing, as far as agentpty can tell."""
+
+    #: The process is starting; the agent has not reported yet.
+    STARTING = "starting"
+    #: A prompt was submitted or a tool runs.
+    WORKING = "working"
+    #: A permission or question prompt waits for the user (``state_detail`` says what).
+    NEEDS_INPUT = "needs_input"
+    #: The turn ended; the agent waits at its prompt.
+    IDLE = "idle"
+    #: The process ended (``state_detail["exit_code"]``).
+    EXITED = "exited"
+    #: Nothing can tell (never started, or an agent that reports nothing yet).
+    UNKNOWN = "unknown"
+
+
 class MilestoneStatus(StrEnum):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
@@ -75,6 +93,13 @@ class OutputProject(BaseModel):
     #: vanishes, it expired rather than never existed.
     confirmed_session_id: str | None = None
     status: str = "active"
+    #: What the agent is doing (kept across restarts; see service/agent_state.py).
+    agent_state: AgentState = AgentState.UNKNOWN
+    state_since: datetime | None = None
+    #: Words for the state: the pending question (``tool``, ``detail``), the exit code.
+    state_detail: dict[str, Any] = Field(default_factory=dict)
+    #: Where this project's state changes are POSTed, besides the server-wide URL.
+    webhook_url: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

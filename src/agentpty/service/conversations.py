@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 IdListener = Callable[[str, str | None, str | None], None]
 
 
+#: Reports whose id is the conversation the agent now continues.
+_NAMES_CONVERSATION = frozenset({ReportKind.CONVERSATION_STARTED, ReportKind.PROMPT_SUBMITTED})
+
+
 class ConversationService:
     def __init__(
         self, store: Store, profiles: Mapping[str, AgentProfile], history: History
@@ -185,6 +189,10 @@ class ConversationService:
         the wrong shape.
         """
         if report.conversation_id is None or self.support(project.agent) is None:
+            return False
+        if report.kind not in _NAMES_CONVERSATION:
+            # Tool, turn and end reports name the id too, but SessionEnd on /clear
+            # names the old one after SessionStart named the new: never follow those.
             return False
         new = report.conversation_id
         self.check_id(project.agent, new)

@@ -7,6 +7,11 @@ agent as its initial prompt when this start launches it, and follows a
 conversation that expired on the way: a command meant for a process that
 exited because its conversation could not be resumed is typed into the
 replacement rather than reported lost.
+
+``send_confirmed`` (h12) also waits for the agent to confirm it got the
+command (its prompt hook, or the echo for agents without hooks;
+``service/confirmed_delivery.py``). Every path types through the session's
+command queue, whose gate holds a command while the agent asks a question.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import logging
 
 from agentpty.domain.models import OutputProject
+from agentpty.service.agent_state import AgentStateService
+from agentpty.service.confirmed_delivery import Delivery, confirm_delivery
 from agentpty.service.conversations import ConversationService
 from agentpty.service.sessions import LiveTerminal, TerminalSessions
 from agentpty.service.tasks import OwnedTasks
@@ -40,15 +47,30 @@ LEARN_WAIT = 60.0
 
 
 class CommandDelivery:
-    def __init__(self, sessions: TerminalSessions, conversations: ConversationService) -> None:
+    def __init__(
+        self,
+        sessions: TerminalSessions,
+        conversations: ConversationService,
+        *,
+        states: AgentStateService | None = None,
+        confirm_timeout: float = 15.0,
+    ) -> None:
         self.sessions = sessions
         self.conversations = conversations
+        #: The agent state, whose hook reports confirm typed prompts (None: echo only).
+        self.states = states
+        self.confirm_timeout = confirm_timeout
         #: Retries of learning an id after a command (``_learn_id``).
         self._tasks = OwnedTasks()
 
     async def close(self) -> None:
         """Cancel pending retries of learning ids."""
         await self._tasks.close()
+
+    def has_hooks(self, agent: str) -> bool:
+        """True when ``agent`` reports through hooks (its profile says so)."""
+        profile = self.sessions.profiles.get(agent)
+        return profile is not None and profile.hooks is not None
 
     async def send(
         self,
@@ -64,6 +86,38 @@ class CommandDelivery:
         keeps conversations, ``text`` is passed on its command line instead of
         typed (the agent submits it itself); a running process gets it typed.
         """
+        _, result, _ = await self._send(
+            project, text, submit=submit, as_initial_prompt=as_initial_prompt
+        )
+        return result
+
+    async def send_confirmed(
+        self, project: OutputProject, text: str, *, as_initial_prompt: bool = False
+    ) -> Delivery:
+        """``send`` with Enter, then wait for the agent to confirm it got ``text``.
+
+        Agents with hooks confirm with their prompt report (``states``); the
+        others with the echo of the text on screen.
+        """
+        states = self.states
+
+        async def typing() -> tuple[LiveTerminal, DeliveryResult, bool]:
+            return await self._send(project, text, submit=True, as_initial_prompt=as_initial_prompt)
+
+        return await confirm_delivery(
+            states,
+            project.id,
+            text,
+            typing,
+            has_hooks=states is not None and self.has_hooks(project.agent),
+            confirm_timeout=self.confirm_timeout,
+        )
+
+    async def _send(
+        self, project: OutputProject, text: str, *, submit: bool, as_initial_prompt: bool
+    ) -> tuple[LiveTerminal, DeliveryResult, bool]:
+        """``send``; also returns the terminal session that got the text (a replacement, if
+        any) and whether the text was typed (False: the agent's initial prompt)."""
         # Only an agent with conversations takes the prompt on its command line (Claude Code).
         initial = (
             as_initial_prompt and submit and self.conversations.support(project.agent) is not None
@@ -79,7 +133,8 @@ class CommandDelivery:
             result = await self.deliver(live, text, submit=submit)
         if result.ok:
             await self._learn_id(project)
-        return result
+        final = self.sessions.current(project.id) or live
+        return final, result, not (initial and started) or final is not live
 
     async def deliver(
         self, live: LiveTerminal, text: str, *, submit: bool = True

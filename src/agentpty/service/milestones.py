@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from agentpty.domain.errors import Conflict, InvalidInput, InvalidTransition
 from agentpty.domain.models import Milestone, MilestoneStatus, OutputProject, new_id, utcnow
+from agentpty.service.confirmed_delivery import Delivery
 from agentpty.service.conversations import ConversationService
 from agentpty.service.delivery import CommandDelivery
 from agentpty.store.base import Store
-from agentpty.terminal.delivery import DeliveryResult
 
 __all__ = ["MAX_CONTEXT", "MilestoneService"]
 
@@ -52,10 +53,13 @@ class MilestoneService:
         *,
         new_project_command: str,
         new_milestone_command: str,
+        on_change: Callable[[Milestone, bool], None] = lambda _milestone, _deleted: None,
     ) -> None:
         self.store = store
         self.commands = commands
         self.conversations = conversations
+        #: h12 call site: every stored change of a milestone goes on the event stream.
+        self.on_change = on_change
         self.new_project_command = new_project_command
         self.new_milestone_command = new_milestone_command
         self._project_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -70,7 +74,9 @@ class MilestoneService:
         milestone = Milestone(
             id=new_id(), output_project_id=output_project_id, title=title, context=context
         )
-        return await self.store.create_milestone(milestone)
+        created = await self.store.create_milestone(milestone)
+        self.on_change(created, False)
+        return created
 
     async def get(self, milestone_id: str) -> Milestone:
         return await self.store.get_milestone(milestone_id)
@@ -85,11 +91,13 @@ class MilestoneService:
         return await self.store.list_milestones(output_project_id, status, skip, limit)
 
     async def delete(self, milestone_id: str) -> None:
+        doomed = await self.store.get_milestone(milestone_id)
         if not await self.store.delete_milestone(milestone_id, {Status.PENDING}):
             current = await self.store.get_milestone(milestone_id)
             raise InvalidTransition(
                 f"milestone is {current.status}; only pending milestones can be deleted"
             )
+        self.on_change(doomed, True)
 
     async def transition(self, milestone_id: str, status: MilestoneStatus) -> Milestone:
         """Complete or fail a milestone; ``InvalidTransition`` names the current status."""
@@ -104,11 +112,12 @@ class MilestoneService:
                 f"cannot move milestone from {current.status} to {status}; allowed from: "
                 + ", ".join(sorted(str(s) for s in allowed))
             )
+        self.on_change(updated, False)
         return updated
 
     # -- start: context file, then command delivery
 
-    async def start(self, milestone_id: str) -> tuple[Milestone, DeliveryResult]:
+    async def start(self, milestone_id: str) -> tuple[Milestone, Delivery]:
         """Deliver the milestone's command; it becomes in_progress only once delivered.
 
         If delivery fails, the milestone stays pending with ``status_reason``.
@@ -126,13 +135,14 @@ class MilestoneService:
                 context_path=relpath, milestone_id=milestone.id, title=milestone.title
             )
             log.info("project %s: milestone %s → %r", project.id, milestone.id, command)
-            result = await self.commands.send(project, command, as_initial_prompt=first)
+            result = await self.commands.send_confirmed(project, command, as_initial_prompt=first)
             if not result.ok:
                 updated = await self.store.update_milestone(
                     milestone.id,
                     status_reason=result.reason or str(result.outcome),
                     context_path=relpath,
                 )
+                self.on_change(updated, False)
                 return updated, result
             started = await self.store.transition_milestone(
                 milestone.id,
@@ -144,6 +154,7 @@ class MilestoneService:
             )
             if started is None:
                 raise Conflict("the milestone changed while its command was being delivered")
+            self.on_change(started, False)
             return started, result
 
     @staticmethod

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from agentpty.agents.base import AgentProfile
 from agentpty.domain.errors import Conflict, SessionStartError
@@ -28,7 +28,7 @@ from agentpty.terminal.manager import SessionManager
 from agentpty.terminal.process import ProcessFactory, local_process
 from agentpty.terminal.session import SessionLimits, TerminalSession
 
-__all__ = ["LiveTerminal", "TerminalSessions"]
+__all__ = ["LiveTerminal", "SessionObserver", "TerminalSessions"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,14 @@ class LiveTerminal:
         }
 
 
+class SessionObserver(Protocol):
+    """Told about every terminal session's start and exit (h12: agent state)."""
+
+    async def session_started(self, live: LiveTerminal) -> None: ...
+
+    async def session_exited(self, live: LiveTerminal, exit_code: int | None) -> None: ...
+
+
 class TerminalSessions:
     """The live terminal session of each project, started on demand."""
 
@@ -112,6 +120,8 @@ class TerminalSessions:
         self._headless: set[str] = set()
         self._tasks = OwnedTasks()
         conversations.add_listener(self._conversation_changed)
+        #: h12 call site: observers of terminal starts and exits (agent state).
+        self.observers: list[SessionObserver] = []
 
     # -- queries
 
@@ -270,6 +280,8 @@ class TerminalSessions:
             live.successor.set_result(None)
             raise
         self._live[project.id] = live
+        for observer in self.observers:  # h12 call site: agent state "starting"
+            await observer.session_started(live)
         log.info(
             "project %s: started %s (pid %s, %s)",
             project.id,
@@ -299,6 +311,7 @@ class TerminalSessions:
             clear_refused=profile.delivery.clear_refused,
             confirm_submit=profile.delivery.confirm_submit,
             confirm_window=profile.delivery.confirm_window,
+            paste_echo=profile.delivery.paste_echo,
         )
 
     def _watch_exit(self, project: OutputProject, live: LiveTerminal) -> None:
@@ -353,6 +366,8 @@ class TerminalSessions:
         self, project: OutputProject, live: LiveTerminal, code: int
     ) -> LiveTerminal | None:
         """Record the exit; return the terminal session replacing an expired conversation."""
+        for observer in self.observers:  # h12 call site: agent state "exited"
+            await observer.session_exited(live, code)
         await self.history.record(
             project.id,
             EventKind.EXITED,

@@ -15,11 +15,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from agentpty.terminal.session import TerminalSession
 
 __all__ = [
     "CommandQueue",
+    "DeliveryGate",
     "DeliveryOutcome",
     "DeliveryResult",
     "ReadyPolicy",
@@ -78,6 +80,9 @@ class ReadyPolicy:
     #: ready marker's return; if neither shows, press Enter once more.
     confirm_submit: bool = False
     confirm_window: float = 5.0
+    #: How the agent echoes a long paste instead of its text (e.g. Codex's
+    #: ``[Pasted Content N chars]``); an echo check accepts it too.
+    paste_echo: str | None = None
 
 
 async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
@@ -214,6 +219,16 @@ async def watch_outcome(
                 timer.cancel()
 
 
+class DeliveryGate(Protocol):
+    """Something that can hold typing back (e.g. while the agent asks the user a question)."""
+
+    def blocked(self) -> bool: ...
+
+    async def cleared(self) -> None:
+        """Return once typing may proceed."""
+        ...
+
+
 class CommandQueue:
     """FIFO command delivery into one session."""
 
@@ -222,6 +237,27 @@ class CommandQueue:
         self.policy = policy
         # asyncio.Lock wakes waiters in arrival order: that is the FIFO.
         self._lock = asyncio.Lock()
+        #: Set by whoever knows more than the screen (the agent's hooks): typing waits on it.
+        self.gate: DeliveryGate | None = None
+
+    async def _wait_ready(self) -> bool:
+        """Ready on screen and not held by the gate; the gate is checked again after readiness.
+
+        A permission menu can look "ready" on screen; the gate (fed by the
+        agent's hooks) keeps a command from being typed into it. Bounded by
+        the policy's timeout as a whole.
+        """
+        try:
+            async with asyncio.timeout(self.policy.timeout):
+                while True:
+                    if self.gate is not None and self.gate.blocked():
+                        await self.gate.cleared()
+                    if not await wait_ready(self.session, self.policy):
+                        return False
+                    if self.gate is None or not self.gate.blocked():
+                        return True
+        except TimeoutError:
+            return False
 
     async def deliver(self, text: str, *, submit: bool = True) -> DeliveryResult:
         """Type ``text`` (and Enter when ``submit``) once the agent is ready.
@@ -231,7 +267,7 @@ class CommandQueue:
         """
         policy = self.policy
         async with self._lock:
-            if not await wait_ready(self.session, policy):
+            if not await self._wait_ready():
                 if not self.session.alive:
                     return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
                 return DeliveryResult(

@@ -26,7 +26,7 @@ session; the project id never was one.)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Annotated, Any, Literal
@@ -53,6 +53,7 @@ __all__ = [
     "parse_server_frame",
     "resize_frame",
     "signal_frame",
+    "state_frame",
     "status_frame",
 ]
 
@@ -143,6 +144,11 @@ def parse_client_message(raw: str | bytes) -> InputMessage | ResizeMessage | Sig
 
 def status_frame(**fields: Any) -> str:
     return json.dumps({"type": "status", "connected": True, **fields})
+
+
+def state_frame(fields: Mapping[str, Any]) -> str:
+    """The agent's state (``agent_state``, ``state_since``, ``state_detail``, ``question``)."""
+    return json.dumps({**fields, "type": "state"})
 
 
 def output_frame(data: str) -> str:

@@ -8,6 +8,8 @@
 // every /api request and the WebSocket carry; any 401 (or close code 4001)
 // shows the sign-in panel.
 
+import { AgentStates, renderBadge, setUpNotifyButton } from "./agent-state.js";
+
 const POLL_MS = 5000;
 const RESIZE_DEBOUNCE_MS = 120;
 const MAX_BACKOFF_S = 30;
@@ -33,6 +35,9 @@ const MILESTONE_STATUS_LABEL = Object.freeze({
 });
 
 const $ = (id) => document.getElementById(id);
+
+// Every project's agent state, from the server's event stream (see agent-state.js).
+const agentStates = new AgentStates();
 
 /** Create an element with a class and (escaped) text. */
 function el(tag, className, text) {
@@ -127,7 +132,7 @@ function showView(id) {
 function setCrumb(projectName) {
   $("crumb-sep").hidden = projectName === null;
   $("crumb-project").textContent = projectName || "";
-  document.title = projectName ? `${projectName} · agentpty` : "agentpty";
+  agentStates.setBaseTitle(projectName ? `${projectName} · agentpty` : "agentpty");
 }
 
 function leavePage() {
@@ -204,6 +209,11 @@ class ProjectsPage {
     this.active = true;
     setCrumb(null);
     showView("projects-view");
+    agentStates.start();
+    this.unsubscribe = agentStates.subscribe((projectId, info) => {
+      const row = this.rows.get(projectId);
+      if (row) renderBadge(row.parts.agentState, info);
+    });
     // Rows from an earlier visit may be stale: start clean.
     $("project-list").replaceChildren();
     $("projects-empty").hidden = true;
@@ -219,6 +229,7 @@ class ProjectsPage {
   leave() {
     this.active = false;
     clearInterval(this.timer);
+    if (this.unsubscribe) this.unsubscribe();
   }
 
   onVisible() {
@@ -270,7 +281,8 @@ class ProjectsPage {
     link.href = `#/projects/${encodeURIComponent(project.id)}`;
     const agent = el("span", "badge agent");
     const state = el("span", "badge state");
-    head.append(link, agent, state);
+    const agentState = el("span", "badge agent-state");
+    head.append(link, agentState, agent, state);
 
     const counts = el("div", "pc-counts");
     for (const status of Object.keys(MILESTONE_STATUS_LABEL)) {
@@ -289,14 +301,16 @@ class ProjectsPage {
     foot.append(path, remove);
 
     row.append(head, counts, foot);
-    row.parts = { link, agent, state, counts, path, pathText, remove };
+    row.parts = { link, agent, state, agentState, counts, path, pathText, remove };
     return row;
   }
 
   updateRow(row, project) {
     row.project = project;
-    const { link, agent, state, counts, path, pathText, remove } = row.parts;
+    const { link, agent, state, agentState, counts, path, pathText, remove } = row.parts;
     link.textContent = project.name;
+    agentStates.remember(project.id, project);
+    renderBadge(agentState, agentStates.byProject.get(project.id));
     agent.textContent = project.agent;
     const sessionState = (project.session && project.session.state) || "none";
     state.textContent = sessionState;
@@ -481,6 +495,11 @@ class TerminalConnection {
         }
         break;
       }
+      case "state": {
+        // The agent's state (h12): now, and on every change; same shape as the event stream.
+        agentStates.onState({ ...frame, project_id: frame.project_id || this.projectId });
+        break;
+      }
       case "closed": {
         this.exited = true;
         this.ui.indicator("exited", `exited (code ${frame.exit_code ?? "unknown"})`);
@@ -618,6 +637,10 @@ class ProjectPage {
     this.resetView();
     showView("project-view");
     setCrumb(null);
+    agentStates.start();
+    this.unsubscribe = agentStates.subscribe((projectId, info) => {
+      if (projectId === this.id) renderBadge($("project-agent-state"), info);
+    });
     this.openTerminal();
     let project;
     try {
@@ -637,6 +660,8 @@ class ProjectPage {
     $("project-name").textContent = project.name;
     $("project-name").title = project.name;
     $("project-agent").textContent = project.agent;
+    agentStates.remember(project.id, project);
+    renderBadge($("project-agent-state"), agentStates.byProject.get(project.id));
     $("project-path").textContent = project.workspace_path;
     $("sd-agent").textContent = project.agent;
     this.showSession(project.session || {});
@@ -649,6 +674,7 @@ class ProjectPage {
 
   leave() {
     this.active = false;
+    if (this.unsubscribe) this.unsubscribe();
     clearInterval(this.pollTimer);
     clearTimeout(this.resizeTimer);
     window.removeEventListener("resize", this.onWindowResize);
@@ -1015,6 +1041,7 @@ function whenOn(Page, method) {
 
 function init() {
   $("signin-form").addEventListener("submit", signIn);
+  setUpNotifyButton($("btn-notify"));
   $("create-form").addEventListener("submit", whenOn(ProjectsPage, "create"));
   $("milestone-form").addEventListener("submit", whenOn(ProjectPage, "createMilestone"));
   $("milestone-context").addEventListener("keydown", (event) => {
