@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -15,7 +17,7 @@ if TYPE_CHECKING:
         ScreenMarkers,
     )
 
-__all__ = ["SECRET_PREFIX", "AgentProfile", "Launch", "agent_env"]
+__all__ = ["SECRET_PREFIX", "AgentProfile", "InstalledCli", "Launch", "agent_env"]
 
 #: agentpty's own settings (the token, a database URL with its password, ...)
 #: are never inherited by an agent: every variable with this prefix is dropped.
@@ -95,3 +97,31 @@ def agent_env(base: Mapping[str, str], drop: Iterable[str] = ()) -> dict[str, st
     env["TERM"] = "xterm-256color"
     env.setdefault("LANG", "C.UTF-8")
     return env
+
+
+class InstalledCli:
+    """What every profile of an installed agent CLI shares: its binary on the
+    agents' PATH, the environment it inherits and extra arguments from the settings.
+
+    Subclasses name the binary for people (``cli_name``) and say how to
+    install it (``install_hint``).
+    """
+
+    cli_name = "agent CLI"
+    install_hint = ""
+
+    def __init__(self, env: Mapping[str, str], *, binary: str, extra_args: Sequence[str]) -> None:
+        self._env = dict(env)
+        self.binary = binary
+        self.extra_args = list(extra_args)
+
+    def env(self) -> dict[str, str]:
+        return dict(self._env)
+
+    def executable(self) -> str | None:
+        return shutil.which(self.binary, path=self._env.get("PATH", os.defpath))
+
+    def unavailable_reason(self) -> str | None:
+        if self.executable() is None:
+            return f"the {self.cli_name} binary {self.binary!r} was not found: {self.install_hint}"
+        return None

@@ -87,6 +87,11 @@ class DeliveryHints:
     #: ``"[Pasted Content"``): whoever confirms a command by its echo must
     #: accept this too.
     paste_echo: str | None = None
+    #: After a command's outcome watch, if the typed text still sits in the
+    #: input box (the line with the ready marker), its Enter was lost: press
+    #: Enter once more (Claude Code drops an Enter typed while it settles
+    #: right after start-up).
+    resubmit_lost_enter: bool = False
 
 
 class ReportKind(StrEnum):

@@ -11,16 +11,14 @@ Its capabilities: conversations whose ids agentpty chooses, hooks through a
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentpty.agents.base import Launch
+from agentpty.agents.base import InstalledCli, Launch
 from agentpty.agents.capabilities import (
     DeliveryHints,
     RunEvent,
@@ -111,8 +109,10 @@ class ClaudeHeadless:
         return parse_stream_json(event)
 
 
-class ClaudeProfile:
+class ClaudeProfile(InstalledCli):
     name = "claude"
+    cli_name = "Claude Code"
+    install_hint = INSTALL_HINT
     markers = ScreenMarkers(
         ready="❯",
         # The permission dialog's question counts as busy: its menu shows a "❯" too,
@@ -127,7 +127,7 @@ class ClaudeProfile:
         asking=PROMPT_DIALOG_MARKERS,
     )
     bracketed_paste = True
-    delivery = DeliveryHints()
+    delivery = DeliveryHints(resubmit_lost_enter=True)
 
     def __init__(
         self,
@@ -137,23 +137,10 @@ class ClaudeProfile:
         extra_args: Sequence[str] = (),
         settings_path: Path | None = None,
     ) -> None:
-        self._env = dict(env)
-        self.binary = binary
-        self.extra_args = list(extra_args)
+        super().__init__(env, binary=binary, extra_args=extra_args)
         self.conversations = ClaudeConversations(self._env)
         self.hooks = ClaudeHooks(settings_path)
         self.headless = ClaudeHeadless(self)
-
-    def env(self) -> dict[str, str]:
-        return dict(self._env)
-
-    def executable(self) -> str | None:
-        return shutil.which(self.binary, path=self._env.get("PATH", os.defpath))
-
-    def unavailable_reason(self) -> str | None:
-        if self.executable() is None:
-            return f"the Claude Code binary {self.binary!r} was not found: {INSTALL_HINT}"
-        return None
 
     def conversation_args(self, conversation_id: str | None) -> tuple[list[str], bool]:
         """``--resume`` when the conversation holds messages, else ``--session-id``; resumed?"""

@@ -19,13 +19,11 @@ Verified against the pinned CLI 0.171.0 (see docs/codex.md):
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentpty.agents.base import Launch
+from agentpty.agents.base import InstalledCli, Launch
 from agentpty.agents.capabilities import (
     DeliveryHints,
     HookSupport,
@@ -129,10 +127,12 @@ def _error_text(event: Mapping[str, Any]) -> str | None:
     return message if isinstance(message, str) else None
 
 
-class CodexProfile:
+class CodexProfile(InstalledCli):
     """The Codex CLI's TUI: conversations discovered, resumed with ``codex resume``."""
 
     name = "codex"
+    cli_name = "Codex CLI"
+    install_hint = INSTALL_HINT
     markers = MARKERS
     #: Codex takes a bracketed paste as one block (a long one shows as
     #: "[Pasted Content N chars]"); Enter must come as a separate write.
@@ -143,9 +143,7 @@ class CodexProfile:
     def __init__(
         self, env: Mapping[str, str], *, binary: str = "codex", extra_args: Sequence[str] = ()
     ) -> None:
-        self._env = dict(env)
-        self.binary = binary
-        self.extra_args = list(extra_args)
+        super().__init__(env, binary=binary, extra_args=extra_args)
         self.conversations = CodexConversations(self.home)
         self.headless = CodexHeadless(self)
 
@@ -156,17 +154,6 @@ class CodexProfile:
         if configured:
             return Path(configured)
         return Path(self._env.get("HOME", "~")).expanduser() / ".codex"
-
-    def env(self) -> dict[str, str]:
-        return dict(self._env)
-
-    def executable(self) -> str | None:
-        return shutil.which(self.binary, path=self._env.get("PATH", os.defpath))
-
-    def unavailable_reason(self) -> str | None:
-        if self.executable() is None:
-            return f"the Codex CLI binary {self.binary!r} was not found: {INSTALL_HINT}"
-        return None
 
     def resume_args(self, conversation_id: str | None) -> tuple[list[str], bool]:
         """``["resume", id]`` when the conversation can be resumed, else a fresh start.

@@ -15,16 +15,14 @@ Verified against the pinned CLI 0.61.0 (see docs/gemini.md):
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentpty.agents.base import Launch
+from agentpty.agents.base import InstalledCli, Launch
 from agentpty.agents.capabilities import (
     DeliveryHints,
     HookSupport,
@@ -166,10 +164,12 @@ def _text(event: Mapping[str, Any]) -> str | None:
     return message if isinstance(message, str) else None
 
 
-class GeminiProfile:
+class GeminiProfile(InstalledCli):
     """The Gemini CLI's TUI under an id agentpty chooses."""
 
     name = "gemini"
+    cli_name = "Gemini CLI"
+    install_hint = INSTALL_HINT
     markers = MARKERS
     bracketed_paste = True
     delivery = DELIVERY
@@ -178,9 +178,7 @@ class GeminiProfile:
     def __init__(
         self, env: Mapping[str, str], *, binary: str = "gemini", extra_args: Sequence[str] = ()
     ) -> None:
-        self._env = dict(env)
-        self.binary = binary
-        self.extra_args = list(extra_args)
+        super().__init__(env, binary=binary, extra_args=extra_args)
         self.conversations = GeminiConversations(self.gemini_dir)
         self.headless = GeminiHeadless(self)
 
@@ -188,17 +186,6 @@ class GeminiProfile:
     def gemini_dir(self) -> Path:
         home = self._env.get("GEMINI_CLI_HOME") or self._env.get("HOME", "~")
         return Path(home).expanduser() / ".gemini"
-
-    def env(self) -> dict[str, str]:
-        return dict(self._env)
-
-    def executable(self) -> str | None:
-        return shutil.which(self.binary, path=self._env.get("PATH", os.defpath))
-
-    def unavailable_reason(self) -> str | None:
-        if self.executable() is None:
-            return f"the Gemini CLI binary {self.binary!r} was not found: {INSTALL_HINT}"
-        return None
 
     def conversation_args(self, conversation_id: str | None) -> tuple[list[str], bool]:
         """``--resume`` for a conversation with messages, else ``--session-id``."""

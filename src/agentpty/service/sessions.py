@@ -312,6 +312,7 @@ class TerminalSessions:
             confirm_submit=profile.delivery.confirm_submit,
             confirm_window=profile.delivery.confirm_window,
             paste_echo=profile.delivery.paste_echo,
+            resubmit_lost_enter=profile.delivery.resubmit_lost_enter,
         )
 
     def _watch_exit(self, project: OutputProject, live: LiveTerminal) -> None:

@@ -83,6 +83,9 @@ class ReadyPolicy:
     #: How the agent echoes a long paste instead of its text (e.g. Codex's
     #: ``[Pasted Content N chars]``); an echo check accepts it too.
     paste_echo: str | None = None
+    #: Press Enter once more when the typed text still sits in the input box
+    #: after the outcome watch (the Enter was lost).
+    resubmit_lost_enter: bool = False
 
 
 async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
@@ -298,6 +301,15 @@ class CommandQueue:
             rejected = await watcher
         finally:
             watcher.cancel()
+        # -- agent quirk: an Enter lost while the TUI settles (DeliveryHints.resubmit_lost_enter)
+        if (
+            rejected is None
+            and policy.resubmit_lost_enter
+            and self.session.alive
+            and still_in_input_box(self.session, policy.marker, text)
+        ):
+            log.info("the command still sits in the input box; pressing Enter once more")
+            rejected = await self._submit_again()
         if rejected is not None:
             # -- agent quirk: a refused command left in the box (DeliveryHints.clear_refused)
             if (
@@ -309,8 +321,44 @@ class CommandQueue:
             return DeliveryResult(DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}")
         return DeliveryResult(DeliveryOutcome.DELIVERED)
 
+    async def _submit_again(self) -> str | None:
+        """Press Enter once more (under the queue's lock); the refusal that follows, if any."""
+        policy = self.policy
+        async with self._lock:
+            watcher = asyncio.ensure_future(
+                watch_outcome(
+                    self.session,
+                    policy.rejection_markers,
+                    policy.busy_markers,
+                    policy.rejection_window,
+                )
+            )
+            self.session.send_input("\r")
+        try:
+            return await watcher
+        finally:
+            watcher.cancel()
+
 
 # -- helpers for agent quirks (DeliveryHints) and for learning ids after a command
+
+
+def still_in_input_box(session: TerminalSession, marker: str | None, text: str) -> bool:
+    """True when the input line (the last one holding ``marker``) still holds ``text``.
+
+    A submitted prompt leaves the box (the agent echoes it above and empties
+    it); one whose Enter was lost stays, as typed or as the agent's
+    placeholder for a long paste (Claude Code: ``[Pasted text``).
+    """
+    stripped = text.strip()
+    probe = stripped.splitlines()[0][:20] if stripped else ""
+    if marker is None or not probe:
+        return False
+    lines = [line for line in session.screen.lines() if marker in line]
+    if not lines:
+        return False
+    box = lines[-1].split(marker, 1)[1]
+    return probe in box or "[Pasted text" in box
 
 
 def _marker_shown(session: TerminalSession, marker: str | None) -> bool:
