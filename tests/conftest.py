@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from agentpty.host.client import kill_host
 from tests.helpers import SCALE, RunningServer, make_settings, serve
 
 
@@ -23,3 +24,17 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     """A real agentpty server on loopback, shell agent by default, fresh data dir."""
     async with serve(make_settings(tmp_path / "data")) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def no_session_host_left(tmp_path: Path) -> Iterator[None]:
+    """Ends any session host a test's server processes started under its folder.
+
+    Hosts outlive servers on purpose (agents survive a restart), so a test
+    that kills or stops its ``agentpty serve`` would otherwise leave the host
+    and its agents running after the suite.
+    """
+    yield
+    for run_dir in tmp_path.glob("**/run"):
+        if (run_dir / "host.lock").exists():
+            kill_host(run_dir)
