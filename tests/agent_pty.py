@@ -54,7 +54,10 @@ class PtyRun:
             async with asyncio.timeout(timeout(wait)):
                 while text not in self.screen():
                     if self.exit_code is not None:
-                        raise AssertionError(f"exited {self.exit_code} before {text!r}")
+                        raise AssertionError(
+                            f"exited {self.exit_code} before {text!r}; the screen showed:\n"
+                            + self.screen()
+                        )
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:

@@ -187,6 +187,12 @@ class GeminiProfile(InstalledCli):
         home = self._env.get("GEMINI_CLI_HOME") or self._env.get("HOME", "~")
         return Path(home).expanduser() / ".gemini"
 
+    def env(self) -> dict[str, str]:
+        # The CLI otherwise re-executes itself in a second Node process (for a
+        # larger heap) at every start: twice the start-up work, and on a
+        # loaded machine starts that ended at once with exit 42.
+        return {**super().env(), "GEMINI_CLI_NO_RELAUNCH": "true"}
+
     def conversation_args(self, conversation_id: str | None) -> tuple[list[str], bool]:
         """``--resume`` for a conversation with messages, else ``--session-id``."""
         if conversation_id is None:
