@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
 
+from agentpty.host.client import kill_host
 from tests.helpers import TOKEN, timeout
 
 EXAMPLES = int(os.environ.get("AGENTPTY_FUZZ_EXAMPLES", "30"))
@@ -122,6 +123,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
             if process.stdout is not None:
                 process.stdout.close()
             log.close()
+            # The server detached from its agents: end the session host it started too.
+            kill_host(root / "data" / "run")
 
 
 def _hook_url(env_file: Path) -> str:
