@@ -6,7 +6,7 @@ import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from agentpty.agents.capabilities import (
@@ -17,7 +17,14 @@ if TYPE_CHECKING:
         ScreenMarkers,
     )
 
-__all__ = ["SECRET_PREFIX", "AgentProfile", "InstalledCli", "Launch", "agent_env"]
+__all__ = [
+    "SECRET_PREFIX",
+    "AgentProfile",
+    "InstalledCli",
+    "Launch",
+    "agent_env",
+    "event_error_text",
+]
 
 #: agentpty's own settings (the token, a database URL with its password, ...)
 #: are never inherited by an agent: every variable with this prefix is dropped.
@@ -125,3 +132,12 @@ class InstalledCli:
         if self.executable() is None:
             return f"the {self.cli_name} binary {self.binary!r} was not found: {self.install_hint}"
         return None
+
+
+def event_error_text(event: Mapping[str, Any]) -> str | None:
+    """The words of an error in a CLI's JSON event: ``error.message``, else ``message``."""
+    error = event.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    message = event.get("message")
+    return message if isinstance(message, str) else None

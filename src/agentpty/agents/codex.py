@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentpty.agents.base import InstalledCli, Launch
+from agentpty.agents.base import InstalledCli, Launch, event_error_text
 from agentpty.agents.capabilities import (
     DeliveryHints,
     HookSupport,
@@ -99,9 +99,9 @@ class CodexHeadless:
         if kind == "turn.completed":
             return RunEvent(RunEventKind.RESULT)
         if kind == "turn.failed":
-            return RunEvent(RunEventKind.RESULT, text=_error_text(event), is_error=True)
+            return RunEvent(RunEventKind.RESULT, text=event_error_text(event), is_error=True)
         if kind == "error":
-            return RunEvent(RunEventKind.MESSAGE, text=_error_text(event), is_error=True)
+            return RunEvent(RunEventKind.MESSAGE, text=event_error_text(event), is_error=True)
         return None
 
 
@@ -117,14 +117,6 @@ def _item_event(item: object) -> RunEvent | None:
     if kind in _TOOL_ITEMS:
         return RunEvent(RunEventKind.MESSAGE)
     return None
-
-
-def _error_text(event: Mapping[str, Any]) -> str | None:
-    error = event.get("error")
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    message = event.get("message")
-    return message if isinstance(message, str) else None
 
 
 class CodexProfile(InstalledCli):

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentpty.agents.base import InstalledCli, Launch
+from agentpty.agents.base import InstalledCli, Launch, event_error_text
 from agentpty.agents.capabilities import (
     DeliveryHints,
     HookSupport,
@@ -143,25 +143,17 @@ class GeminiHeadless:
         if kind in ("tool_use", "tool_result"):
             return RunEvent(RunEventKind.MESSAGE)
         if kind == "error":
-            return RunEvent(RunEventKind.MESSAGE, text=_text(event), is_error=True)
+            return RunEvent(RunEventKind.MESSAGE, text=event_error_text(event), is_error=True)
         if kind == "result":
             stats = event.get("stats")
             duration = stats.get("duration_ms") if isinstance(stats, dict) else None
             return RunEvent(
                 RunEventKind.RESULT,
-                text=_text(event),
+                text=event_error_text(event),
                 duration_ms=duration if isinstance(duration, int) else None,
                 is_error=event.get("status") != "success",
             )
         return None
-
-
-def _text(event: Mapping[str, Any]) -> str | None:
-    error = event.get("error")
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])
-    message = event.get("message")
-    return message if isinstance(message, str) else None
 
 
 class GeminiProfile(InstalledCli):
