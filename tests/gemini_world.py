@@ -90,6 +90,10 @@ def gemini_world(tmp_path: Path) -> Iterator[GeminiWorld]:
                 "GEMINI_CLI_HOME": str(home),
                 "GEMINI_API_KEY": "fake-key",
                 "GOOGLE_GEMINI_BASE_URL": api.url,
+                # As a CI runner sets them: the profile must not pass them on,
+                # or the CLI takes itself for headless and exits 42.
+                "CI": "true",
+                "GITHUB_ACTIONS": "true",
             }
         )
         yield GeminiWorld(tmp_path, api, home, workspace, env)

@@ -65,6 +65,9 @@ MARKERS = ScreenMarkers(
 #: taken, and a start-up took up to ~40 s on a loaded machine.
 DELIVERY = DeliveryHints(confirm_submit=True, confirm_window=5.0, min_ready_timeout=120.0)
 
+# Variables from which the CLI concludes it runs without a terminal.
+HEADLESS_MARKERS = ("CI", "GITHUB_ACTIONS")
+
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: The context block Gemini puts before the first prompt, stored as a user message.
 _CONTEXT_PREFIX = "<session_context>"
@@ -180,10 +183,17 @@ class GeminiProfile(InstalledCli):
         return Path(home).expanduser() / ".gemini"
 
     def env(self) -> dict[str, str]:
+        env = super().env()
+        # The CLI takes CI=true or GITHUB_ACTIONS=true to mean "headless" even
+        # on a terminal: it then refuses to draw its prompt and exits 42. The
+        # agent always runs in a real PTY, so a server started from a CI job
+        # must not pass those on.
+        for name in HEADLESS_MARKERS:
+            env.pop(name, None)
         # The CLI otherwise re-executes itself in a second Node process (for a
-        # larger heap) at every start: twice the start-up work, and on a
-        # loaded machine starts that ended at once with exit 42.
-        return {**super().env(), "GEMINI_CLI_NO_RELAUNCH": "true"}
+        # larger heap) at every start: twice the start-up work.
+        env["GEMINI_CLI_NO_RELAUNCH"] = "true"
+        return env
 
     def conversation_args(self, conversation_id: str | None) -> tuple[list[str], bool]:
         """``--resume`` for a conversation with messages, else ``--session-id``."""
