@@ -13,6 +13,11 @@ GEMINI_VERSION := 0.61.0
 GEMINI_PREFIX := .cache/npm-gemini
 GEMINI_BIN := $(GEMINI_PREFIX)/node_modules/.bin/gemini
 VENDOR := src/agentpty/web/vendor
+# Run alone, the suite leaves a core idle while it waits on real CLIs and
+# browsers; it holds about 450 CPU-seconds of work in all. Three pytest-xdist
+# workers, handed two tests at a time, slow ones first (tests/conftest.py),
+# keep both cores busy. TEST_PARALLEL= runs everything in one process.
+TEST_PARALLEL ?= -n 3 --dist load --maxschedchunk 2
 
 .PHONY: run test lint bench web claude codex gemini chromium clean test-claude-latest
 
@@ -25,7 +30,7 @@ test: $(VENV)/.test web claude codex gemini chromium
 	AGENTPTY_TEST_CLAUDE_BIN=$(abspath $(CLAUDE_BIN)) \
 	AGENTPTY_TEST_CODEX_BIN=$(abspath $(CODEX_BIN)) \
 	AGENTPTY_TEST_GEMINI_BIN=$(abspath $(GEMINI_BIN)) \
-	    $(BIN)/pytest -q $(PYTEST_ARGS)
+	    $(BIN)/pytest -q $(TEST_PARALLEL) $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests bench
@@ -99,7 +104,7 @@ test-claude-latest: $(VENV)/.test web chromium
 	    @anthropic-ai/claude-code@latest
 	$(CLAUDE_LATEST_PREFIX)/node_modules/.bin/claude --version
 	AGENTPTY_TEST_CLAUDE_BIN=$(abspath $(CLAUDE_LATEST_PREFIX)/node_modules/.bin/claude) \
-	    $(BIN)/pytest -q $(CLAUDE_LATEST_TESTS) $(PYTEST_ARGS)
+	    $(BIN)/pytest -q $(TEST_PARALLEL) $(CLAUDE_LATEST_TESTS) $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright's own download does not work here).
 chromium:

@@ -105,8 +105,17 @@ class PtyRun:
         # Start-up work may still redraw (and block the CLI) right after the
         # marker first shows; typed text is safe once the screen is quiet.
         await self.settle(0.5)
-        self.session.send_input(PASTE_START + text + PASTE_END)
-        await self.wait_screen(text.split()[0][:20])
+        echo = text.split()[0][:20]
+        for attempt in range(3):
+            # A CLI busy loading (a resumed conversation, a loaded machine)
+            # can drop a paste outright; a person would paste it again.
+            self.session.send_input(PASTE_START + text + PASTE_END)
+            try:
+                await self.wait_screen(echo, wait=10 if attempt < 2 else 30)
+                break
+            except AssertionError:
+                if self.exit_code is not None or attempt == 2:
+                    raise
         await self.settle()
         if not confirm:
             self.session.send_input("\r")

@@ -8,9 +8,26 @@ import pytest
 from agentpty.host.client import kill_host
 from tests.helpers import SCALE, RunningServer, make_settings, serve
 
+#: Markers of tests that each take seconds (a real CLI or browser starts).
+SLOW_MARKERS = ("schemathesis", "gemini", "claude", "codex", "browser")
+
+
+def slowness(item: pytest.Item) -> int:
+    """Rank for the run order: lower runs first."""
+    for rank, name in enumerate(SLOW_MARKERS):
+        if item.get_closest_marker(name) is not None:
+            return rank
+    return len(SLOW_MARKERS)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The per-test timeout (pytest-timeout) grows with AGENTPTY_TEST_TIMEOUT_SCALE too."""
+    """Slow tests first, and per-test timeouts that follow AGENTPTY_TEST_TIMEOUT_SCALE.
+
+    With pytest-xdist handing out two tests at a time (``make test``), the
+    long ones starting first keep the workers evenly busy to the end instead
+    of one worker finishing a Gemini test while the others are idle.
+    """
+    items.sort(key=slowness)
     if SCALE <= 1:
         return
     limit = float(config.getini("timeout") or 120) * SCALE

@@ -323,11 +323,17 @@ async def test_milestones_share_one_conversation(claude_world: ClaudeWorld) -> N
             for title in ("first unit", "second unit"):
                 ids.append(await create_milestone(http, project, title))
             first = (await http.post(f"/api/milestones/{ids[0]}/start")).json()
-            assert first["status"] == "in_progress", first
+            assert first["status"] == "in_progress", (
+                first.get("status_reason"),
+                first.get("delivery"),
+            )
             await claude_world.wait_requests(1)
             pid = (await http.get(f"/api/output-projects/{project}/session")).json()["pid"]
             second = (await http.post(f"/api/milestones/{ids[1]}/start")).json()
-            assert second["status"] == "in_progress", second
+            assert second["status"] == "in_progress", (
+                second.get("status_reason"),
+                second.get("delivery"),
+            )
             await claude_world.wait_requests(2)
             assert (await http.get(f"/api/output-projects/{project}/session")).json()["pid"] == pid
         assert "--" in cmdline(pid)  # the new-project command was the initial prompt

@@ -116,7 +116,10 @@ async def test_two_milestones_reach_one_conversation(codex_world: CodexWorld) ->
         async with running.http(wait=120) as http:
             ids = [await create_milestone(http, project, t) for t in ("one unit", "two unit")]
             first = (await http.post(f"/api/milestones/{ids[0]}/start")).json()
-            assert first["status"] == "in_progress", first
+            assert first["status"] == "in_progress", (
+                first.get("status_reason"),
+                first.get("delivery"),
+            )
             await codex_world.wait_requests(1)
             await wait_screen(running, project, "turn=1")
 
@@ -125,7 +128,10 @@ async def test_two_milestones_reach_one_conversation(codex_world: CodexWorld) ->
 
             found = await eventually(learnt)
             second = (await http.post(f"/api/milestones/{ids[1]}/start")).json()
-            assert second["status"] == "in_progress", second
+            assert second["status"] == "in_progress", (
+                second.get("status_reason"),
+                second.get("delivery"),
+            )
             await codex_world.wait_requests(2)
         assert cmdline(running, project)[-2:] == ["--", "start one unit"]
     api = codex_world.api

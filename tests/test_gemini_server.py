@@ -116,12 +116,18 @@ async def test_two_milestones_reach_one_conversation(gemini_world: GeminiWorld) 
         async with running.http(wait=240) as http:
             ids = [await create_milestone(http, project, t) for t in ("one unit", "two unit")]
             first = (await http.post(f"/api/milestones/{ids[0]}/start")).json()
-            assert first["status"] == "in_progress", first
+            assert first["status"] == "in_progress", (
+                first.get("status_reason"),
+                first.get("delivery"),
+            )
             assert "--prompt-interactive=start one unit" in cmdline(running, project)
             await gemini_world.wait_requests(1, wait=START)
             await wait_screen(running, project, "turn=1", wait=START)
             second = (await http.post(f"/api/milestones/{ids[1]}/start")).json()
-            assert second["status"] == "in_progress", second
+            assert second["status"] == "in_progress", (
+                second.get("status_reason"),
+                second.get("delivery"),
+            )
             await gemini_world.wait_requests(2, wait=START)
     api = gemini_world.api
     assert api.last_turn() == 2 and api.last_user_text() == "next two unit"
