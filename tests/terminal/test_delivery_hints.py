@@ -130,3 +130,47 @@ async def test_without_the_hint_a_refused_command_blocks_the_box() -> None:
     queue = CommandQueue(session, policy(timeout=1.0))
     assert (await queue.deliver("/nosuch")).outcome is DeliveryOutcome.REJECTED
     assert (await queue.deliver("after")).outcome is DeliveryOutcome.TIMED_OUT
+
+
+#: A stand-in that, like Claude Code, can tell a paste from typing: it keeps
+#: the largest single read and whether paste brackets came, and reports both
+#: on Enter (it draws nothing else, so long commands do not wrap the screen).
+READ_SIZES = r"""
+import os, sys, tty
+tty.setraw(0)
+box, largest, bracketed = "", 0, False
+os.write(1, b"READY>")
+while True:
+    data = os.read(0, 65536).decode()
+    if not data:
+        break
+    text, enter, _ = data.partition("\r")
+    largest = max(largest, len(text))
+    bracketed = bracketed or "\x1b[200~" in text
+    box += text.replace("\x1b[200~", "").replace("\x1b[201~", "")
+    if enter:
+        report = f"\r\nlen={len(box)} largest={largest} bracketed={bracketed}\r\n"
+        os.write(1, report.encode() + b"READY>")
+        box, largest, bracketed = "", 0, False
+"""
+
+
+async def test_long_slash_command_is_typed_in_pieces() -> None:
+    """type_slash_commands: a 1,000-character slash command arrives typed, never as one paste."""
+    session = TerminalSession("pieces", [sys.executable, "-c", READ_SIZES], cwd="/", env=ENV)
+    session.start()
+    try:
+        queue = CommandQueue(session, policy(rejection_markers=(), type_slash_commands=64))
+        command = "/gsd:new-milestone " + "x" * 981
+        assert (await queue.deliver(command)).ok
+        await wait_screen(session, "len=1000 ")
+        report = session.screen.text().split("len=1000 ", 1)[1].split()
+        largest = int(report[0].removeprefix("largest="))
+        # Pieces may merge on a loaded machine; all of them at once would be a paste.
+        assert 64 <= largest < 1000, report
+        assert report[1] == "bracketed=False", report
+        # Prose (not a slash command) is still pasted, in one bracketed write.
+        assert (await queue.deliver("plain " + "y" * 994)).ok
+        await wait_screen(session, "bracketed=True")
+    finally:
+        await session.stop("test over")

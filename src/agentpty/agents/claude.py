@@ -41,6 +41,9 @@ INSTALL_HINT = (
     "AGENTPTY_CLAUDE_BIN to its path), then log in once with 'claude' or set ANTHROPIC_API_KEY"
 )
 #: Claude Code's conversation ids are UUIDs (it refuses anything else with "Invalid session ID").
+#: Claude Code takes a read of 800 characters or more as a paste; a slash
+#: command typed in 64-character pieces stays typed (DeliveryHints).
+TYPED_PIECE = 64
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -127,7 +130,7 @@ class ClaudeProfile(InstalledCli):
         asking=PROMPT_DIALOG_MARKERS,
     )
     bracketed_paste = True
-    delivery = DeliveryHints(resubmit_lost_enter=True)
+    delivery = DeliveryHints(resubmit_lost_enter=True, type_slash_commands=TYPED_PIECE)
 
     def __init__(
         self,

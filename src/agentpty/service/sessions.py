@@ -313,6 +313,7 @@ class TerminalSessions:
             confirm_window=profile.delivery.confirm_window,
             paste_echo=profile.delivery.paste_echo,
             resubmit_lost_enter=profile.delivery.resubmit_lost_enter,
+            type_slash_commands=profile.delivery.type_slash_commands,
         )
 
     def _watch_exit(self, project: OutputProject, live: LiveTerminal) -> None:

@@ -86,6 +86,9 @@ class ReadyPolicy:
     #: Press Enter once more when the typed text still sits in the input box
     #: after the outcome watch (the Enter was lost).
     resubmit_lost_enter: bool = False
+    #: Type a one-line slash command in pieces of this many characters instead
+    #: of pasting it (0: paste).
+    type_slash_commands: int = 0
 
 
 async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
@@ -137,6 +140,8 @@ async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
 #: How often, at most, the screen is checked while output streams in: the
 #: emulator is slow, so not after every frame.
 CHECK_INTERVAL = 0.1
+#: Between the pieces of a command typed as keys (``type_in_pieces``).
+TYPING_PAUSE = 0.01
 
 
 async def watch_outcome(
@@ -277,8 +282,11 @@ class CommandQueue:
                     DeliveryOutcome.TIMED_OUT,
                     f"the agent did not become ready within {policy.timeout:g} s",
                 )
-            payload = f"{PASTE_START}{text}{PASTE_END}" if policy.bracketed_paste else text
-            self.session.send_input(payload)
+            if typed_as_keys(text, policy):
+                await type_in_pieces(self.session, text, policy.type_slash_commands)
+            else:
+                payload = f"{PASTE_START}{text}{PASTE_END}" if policy.bracketed_paste else text
+                self.session.send_input(payload)
             if not submit:
                 return DeliveryResult(DeliveryOutcome.DELIVERED)
             await asyncio.sleep(policy.submit_pause)  # the TUI must see the paste end first
@@ -359,6 +367,24 @@ def still_in_input_box(session: TerminalSession, marker: str | None, text: str) 
         return False
     box = lines[-1].split(marker, 1)[1]
     return probe in box or "[Pasted text" in box
+
+
+def typed_as_keys(text: str, policy: ReadyPolicy) -> bool:
+    """True for a one-line slash command the policy wants typed, not pasted."""
+    return bool(policy.type_slash_commands) and text.startswith("/") and "\n" not in text
+
+
+async def type_in_pieces(session: TerminalSession, text: str, size: int) -> None:
+    """Write ``text`` in pieces of ``size`` characters, ``TYPING_PAUSE`` apart.
+
+    A TUI tells a paste from typing by how much arrives in one read; pieces
+    well under its paste threshold, spaced out, stay "typed" even when a
+    loaded machine lets two or three of them arrive together.
+    """
+    for start in range(0, len(text), size):
+        if start:
+            await asyncio.sleep(TYPING_PAUSE)
+        session.send_input(text[start : start + size])
 
 
 def _marker_shown(session: TerminalSession, marker: str | None) -> bool:
