@@ -144,7 +144,10 @@ async def test_milestone_survives_conversation_expiring_at_start(
         async with server.http() as http:
             milestone = await create_milestone(http, project, "first unit")
             started = (await http.post(f"/api/milestones/{milestone}/start")).json()
-            assert started["status"] == "in_progress", (started["status_reason"], started["delivery"])
+            assert started["status"] == "in_progress", (
+                started["status_reason"],
+                started["delivery"],
+            )
             assert started["delivery"]["outcome"] == "delivered"
             await claude_world.wait_requests(1)
         fresh = (await server.services.store.get_project(project)).agent_session_id
@@ -359,7 +362,10 @@ async def test_long_milestone_command_is_submitted(claude_world: ClaudeWorld) ->
                 await claude_world.wait_requests(1)
             milestone = await create_milestone(http, project, title)
             started = (await http.post(f"/api/milestones/{milestone}/start")).json()
-            assert started["status"] == "in_progress", (started["status_reason"], started["delivery"])
+            assert started["status"] == "in_progress", (
+                started["status_reason"],
+                started["delivery"],
+            )
             await claude_world.wait_requests(2)
         command = template.format(context_path=started["context_path"], title=title)
         assert len(command) > 1000
