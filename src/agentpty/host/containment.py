@@ -12,7 +12,7 @@ import os
 import signal
 from pathlib import Path
 
-__all__ = ["Cgroups", "descendants", "find_cgroup2_root", "kill_all"]
+__all__ = ["Cgroups", "descendants", "find_cgroup2_root", "kill_all", "signal_terminal"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,27 @@ def find_cgroup2_root(mountinfo: str = "/proc/self/mountinfo") -> Path | None:
         if after.split(" ", 1)[0] == "cgroup2":
             return Path(before.split(" ")[4])
     return None
+
+
+def signal_terminal(master: int, leader: int, sig: int) -> None:
+    """Signal a terminal's processes as the keyboard would.
+
+    SIGINT goes to the foreground job only, as Ctrl-C does: an interactive
+    shell that got it too would throw away the command line it had already
+    read (dash does), so text typed right after an interrupt could vanish.
+    Other signals go to the leader's group and the foreground job. Falls
+    back to the leader's group when the terminal has no foreground job.
+    """
+    try:
+        foreground = os.tcgetpgrp(master)
+    except OSError:
+        foreground = 0
+    groups = {foreground} if sig == signal.SIGINT and foreground > 0 else {leader, foreground}
+    # Never our own group (killpg(0) would mean it): only the child's session.
+    groups -= {0, os.getpgrp()}
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, sig)
 
 
 class Cgroups:

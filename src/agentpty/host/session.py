@@ -233,16 +233,10 @@ class HostSession:
             self.send_signal(signal.SIGWINCH)
 
     def send_signal(self, sig: int) -> None:
-        """Signal the agent's process group and the terminal's foreground job."""
+        """Signal the agent as the keyboard would (``containment.signal_terminal``)."""
         if self.pid is None or self.state != "running":
             return
-        groups = {self.pid}
-        with contextlib.suppress(OSError):
-            groups.add(os.tcgetpgrp(self._master))
-        groups -= {0, os.getpgrp()}
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, sig)
+        containment.signal_terminal(self._master, self.pid, sig)
 
     def set_clients(self, count: int) -> None:
         self.clients = count

@@ -34,6 +34,10 @@ __all__ = ["Confirmation", "Delivery", "confirm_delivery"]
 ECHO_PROBE = 40
 #: How often, at most, the screen is examined for a refusal while output streams in.
 REFUSAL_CHECK_INTERVAL = 0.1
+#: While no confirmation comes, a command still in the input box this long
+#: after Enter gets Enter once more (agents with ``resubmit_lost_enter``), twice at most.
+RESUBMIT_AFTER = 4.0
+RESUBMITS = 2
 
 
 class Confirmation(StrEnum):
@@ -140,9 +144,19 @@ async def _await_confirmation(
                 )
             )
 
+    async def resubmit_while_stuck() -> None:
+        for _ in range(RESUBMITS):
+            await asyncio.sleep(RESUBMIT_AFTER)
+            await live.commands.press_enter_if_stuck(text)
+
     expected.add_done_callback(on_prompt)
     remove_output = live.terminal.add_output_listener(on_output)
     remove_exit = live.terminal.add_exit_callback(on_exit)
+    resubmitter = (
+        asyncio.ensure_future(resubmit_while_stuck())
+        if live.commands.policy.resubmit_lost_enter
+        else None
+    )
     examine()
     if not live.terminal.alive:
         on_exit(live.terminal.exit_code or 0)
@@ -155,6 +169,8 @@ async def _await_confirmation(
             f"typed, but the agent did not report the prompt within {confirm_timeout:g} s",
         )
     finally:
+        if resubmitter is not None:
+            resubmitter.cancel()
         expected.remove_done_callback(on_prompt)
         remove_output()
         remove_exit()

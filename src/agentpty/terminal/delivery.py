@@ -329,6 +329,20 @@ class CommandQueue:
             return DeliveryResult(DeliveryOutcome.REJECTED, f"the agent answered {rejected!r}")
         return DeliveryResult(DeliveryOutcome.DELIVERED)
 
+    async def press_enter_if_stuck(self, text: str) -> bool:
+        """Press Enter once more if ``text`` still sits in the input box; True if pressed.
+
+        For whoever waits on a confirmation that does not come: on a loaded
+        machine the TUI may draw the typed text only after the outcome watch
+        ended, so the first check for a lost Enter saw nothing to resubmit.
+        """
+        async with self._lock:
+            if self.session.alive and still_in_input_box(self.session, self.policy.marker, text):
+                log.info("the command still sits in the input box; pressing Enter once more")
+                self.session.send_input("\r")
+                return True
+        return False
+
     async def _submit_again(self) -> str | None:
         """Press Enter once more (under the queue's lock); the refusal that follows, if any."""
         policy = self.policy

@@ -21,6 +21,7 @@ import termios
 from collections.abc import Callable, Mapping, Sequence
 
 from agentpty.domain.errors import InvalidInput, SessionStartError
+from agentpty.host.containment import signal_terminal
 
 __all__ = ["MAX_PENDING_INPUT", "PtyProcess", "exit_code_of", "session_members"]
 
@@ -254,21 +255,11 @@ class PtyProcess:
         self.send_signal(signal.SIGWINCH)
 
     def send_signal(self, sig: int) -> None:
-        """Send ``sig`` to the child's process group and to the terminal's foreground job.
-
-        With job control (an interactive shell) the foreground job has its
-        own group: that is where Ctrl-C would go.
-        """
+        """Signal the child as the keyboard would: SIGINT to the foreground job
+        only, others to the child's group too (``signal_terminal``)."""
         if self._popen is None or self._exited:
             return
-        groups = {self._popen.pid}
-        with contextlib.suppress(OSError):
-            groups.add(os.tcgetpgrp(self._master))
-        # Never our own group (killpg(0) would mean it): only the child's session.
-        groups -= {0, os.getpgrp()}
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, sig)
+        signal_terminal(self._master, self._popen.pid, sig)
 
     def signal_session(self, sig: int) -> int:
         """Send ``sig`` to every process still in the child's session; return how many.
