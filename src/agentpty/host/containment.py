@@ -35,10 +35,10 @@ def signal_terminal(master: int, leader: int, sig: int) -> None:
     """Signal a terminal's processes as the keyboard would.
 
     SIGINT goes to the foreground job only, as Ctrl-C does: an interactive
-    shell that got it too would throw away the command line it had already
-    read (dash does), so text typed right after an interrupt could vanish.
-    Other signals go to the leader's group and the foreground job. Falls
-    back to the leader's group when the terminal has no foreground job.
+    shell running a job learns of the interrupt from the job, as it would at
+    a keyboard, instead of being interrupted itself as well. Other signals
+    go to the leader's group and the foreground job. Falls back to the
+    leader's group when the terminal has no foreground job.
     """
     try:
         foreground = os.tcgetpgrp(master)
