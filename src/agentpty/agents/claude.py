@@ -40,10 +40,10 @@ INSTALL_HINT = (
     "install Claude Code with 'npm install -g @anthropic-ai/claude-code' (or set "
     "AGENTPTY_CLAUDE_BIN to its path), then log in once with 'claude' or set ANTHROPIC_API_KEY"
 )
-#: Claude Code's conversation ids are UUIDs (it refuses anything else with "Invalid session ID").
 #: Claude Code takes a read of 800 characters or more as a paste; a slash
 #: command typed in 64-character pieces stays typed (DeliveryHints).
 TYPED_PIECE = 64
+#: Claude Code's conversation ids are UUIDs (it refuses anything else with "Invalid session ID").
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
