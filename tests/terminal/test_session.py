@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -87,6 +88,30 @@ async def test_sigint_interrupts_sleep(new_session: NewSession) -> None:
     await read_until(subscriber, "after-130")
     assert session.alive
     await session.stop()
+
+
+async def test_agent_starts_with_default_signals(new_session: NewSession) -> None:
+    """SIGINT ignored and SIGQUIT blocked in the server do not reach the agent.
+
+    As when the server runs in the background of a script: without the
+    reset, Ctrl-C would never interrupt the agent's commands.
+    """
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGQUIT})
+    try:
+        session = new_session(["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"])
+        subscriber, _ = session.subscribe()
+        await session.launch()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    output = ""
+    async with asyncio.timeout(timeout(30)):
+        while (frame := await subscriber.get()).kind == "output":
+            output += frame.text
+    status = dict(line.split(":\t") for line in output.split("\r\n") if ":\t" in line)
+    assert not int(status["SigIgn"], 16) & (1 << (signal.SIGINT - 1)), output
+    assert int(status["SigBlk"], 16) == 0, output
 
 
 async def test_exit_code_and_closed_frame(new_session: NewSession) -> None:

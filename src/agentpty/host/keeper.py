@@ -21,6 +21,8 @@ import signal
 import struct
 import termios
 
+from agentpty.host.agent_signals import reset_for_exec
+
 #: Not ``typing.TYPE_CHECKING``: importing typing costs the zygote pages.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -168,11 +170,7 @@ def _agent(  # pragma: no cover - runs in the agent before exec
     argv: list[str], cwd: str, env: dict[str, str], slave: int, status: int, cgroup: str | None
 ) -> None:
     try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        # Python ignores these; an exec'd program must start with the defaults.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        reset_for_exec()
         if cgroup is not None:
             with open(f"{cgroup}/cgroup.procs", "w") as handle:
                 handle.write(str(os.getpid()))

@@ -21,6 +21,7 @@ import termios
 from collections.abc import Callable, Mapping, Sequence
 
 from agentpty.domain.errors import InvalidInput, SessionStartError
+from agentpty.host.agent_signals import reset_for_exec
 from agentpty.host.containment import signal_terminal
 
 __all__ = ["MAX_PENDING_INPUT", "PtyProcess", "exit_code_of", "session_members"]
@@ -59,6 +60,7 @@ def _set_controlling_tty() -> None:  # pragma: no cover - runs in the child
     # Runs after setsid(): stdin is the PTY slave, make it our controlling tty
     # so job control and SIGINT from ^C work as in a real terminal.
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    reset_for_exec()
 
 
 def _winsize(rows: int, cols: int) -> bytes:
