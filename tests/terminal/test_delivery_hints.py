@@ -160,7 +160,8 @@ async def test_long_slash_command_is_typed_in_pieces() -> None:
     session = TerminalSession("pieces", [sys.executable, "-c", READ_SIZES], cwd="/", env=ENV)
     session.start()
     try:
-        queue = CommandQueue(session, policy(rejection_markers=(), type_slash_commands=64))
+        hints = {"type_slash_commands": 64, "typed_over": 500}
+        queue = CommandQueue(session, policy(rejection_markers=(), **hints))
         command = "/gsd:new-milestone " + "x" * 981
         assert (await queue.deliver(command)).ok
         await wait_screen(session, "len=1000 ")
@@ -169,8 +170,11 @@ async def test_long_slash_command_is_typed_in_pieces() -> None:
         # Pieces may merge on a loaded machine; all of them at once would be a paste.
         assert 64 <= largest < 1000, report
         assert report[1] == "bracketed=False", report
-        # Prose (not a slash command) is still pasted, in one bracketed write.
+        # Prose (not a slash command) is still pasted, in one bracketed write,
+        # and so is a short slash command.
         assert (await queue.deliver("plain " + "y" * 994)).ok
         await wait_screen(session, "bracketed=True")
+        assert (await queue.deliver("/short command")).ok
+        await wait_screen(session, "len=14 largest=26 bracketed=True")  # 12 bytes of brackets
     finally:
         await session.stop("test over")

@@ -92,11 +92,13 @@ class DeliveryHints:
     #: Enter once more (Claude Code drops an Enter typed while it settles
     #: right after start-up).
     resubmit_lost_enter: bool = False
-    #: Type a one-line slash command in pieces of this many characters,
-    #: without bracketed paste (0: paste it like any command). Claude Code
-    #: 2.1.332 no longer runs a slash command that arrives as one long paste:
-    #: it hands the model the text wrapped in ``<pasted_content>``.
+    #: Type a one-line slash command longer than ``typed_over`` characters in
+    #: pieces of this many characters, without bracketed paste (0: paste it
+    #: like any command). Claude Code 2.1.332 no longer runs a slash command
+    #: that arrives as one long paste: it hands the model the text wrapped in
+    #: ``<pasted_content>``. Short ones are still pasted (they always worked).
     type_slash_commands: int = 0
+    typed_over: int = 0
 
 
 class ReportKind(StrEnum):

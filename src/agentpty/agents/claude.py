@@ -41,8 +41,9 @@ INSTALL_HINT = (
     "AGENTPTY_CLAUDE_BIN to its path), then log in once with 'claude' or set ANTHROPIC_API_KEY"
 )
 #: Claude Code takes a read of 800 characters or more as a paste; a slash
-#: command typed in 64-character pieces stays typed (DeliveryHints).
+#: command over 500 characters is typed in 64-character pieces (DeliveryHints).
 TYPED_PIECE = 64
+TYPED_OVER = 500
 #: Claude Code's conversation ids are UUIDs (it refuses anything else with "Invalid session ID").
 UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -130,7 +131,9 @@ class ClaudeProfile(InstalledCli):
         asking=PROMPT_DIALOG_MARKERS,
     )
     bracketed_paste = True
-    delivery = DeliveryHints(resubmit_lost_enter=True, type_slash_commands=TYPED_PIECE)
+    delivery = DeliveryHints(
+        resubmit_lost_enter=True, type_slash_commands=TYPED_PIECE, typed_over=TYPED_OVER
+    )
 
     def __init__(
         self,

@@ -314,6 +314,7 @@ class TerminalSessions:
             paste_echo=profile.delivery.paste_echo,
             resubmit_lost_enter=profile.delivery.resubmit_lost_enter,
             type_slash_commands=profile.delivery.type_slash_commands,
+            typed_over=profile.delivery.typed_over,
         )
 
     def _watch_exit(self, project: OutputProject, live: LiveTerminal) -> None:

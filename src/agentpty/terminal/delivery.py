@@ -86,9 +86,10 @@ class ReadyPolicy:
     #: Press Enter once more when the typed text still sits in the input box
     #: after the outcome watch (the Enter was lost).
     resubmit_lost_enter: bool = False
-    #: Type a one-line slash command in pieces of this many characters instead
-    #: of pasting it (0: paste).
+    #: Type a one-line slash command longer than ``typed_over`` in pieces of
+    #: this many characters instead of pasting it (0: paste).
     type_slash_commands: int = 0
+    typed_over: int = 0
 
 
 async def wait_ready(session: TerminalSession, policy: ReadyPolicy) -> bool:
@@ -385,7 +386,12 @@ def still_in_input_box(session: TerminalSession, marker: str | None, text: str) 
 
 def typed_as_keys(text: str, policy: ReadyPolicy) -> bool:
     """True for a one-line slash command the policy wants typed, not pasted."""
-    return bool(policy.type_slash_commands) and text.startswith("/") and "\n" not in text
+    return (
+        bool(policy.type_slash_commands)
+        and len(text) > policy.typed_over
+        and text.startswith("/")
+        and "\n" not in text
+    )
 
 
 async def type_in_pieces(session: TerminalSession, text: str, size: int) -> None:
