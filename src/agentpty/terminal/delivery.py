@@ -293,14 +293,7 @@ class CommandQueue:
             await asyncio.sleep(policy.submit_pause)  # the TUI must see the paste end first
             if not self.session.alive:
                 return DeliveryResult(DeliveryOutcome.EXITED, "the agent exited")
-            watcher = asyncio.ensure_future(
-                watch_outcome(
-                    self.session,
-                    policy.rejection_markers,
-                    policy.busy_markers,
-                    policy.rejection_window,
-                )
-            )
+            watcher = self._watch_outcome()
             self.session.send_input("\r")
             # -- agent quirk: an Enter dropped under load (DeliveryHints.confirm_submit)
             if policy.confirm_submit and not await confirm_submitted(self.session, policy):
@@ -346,21 +339,25 @@ class CommandQueue:
 
     async def _submit_again(self) -> str | None:
         """Press Enter once more (under the queue's lock); the refusal that follows, if any."""
-        policy = self.policy
         async with self._lock:
-            watcher = asyncio.ensure_future(
-                watch_outcome(
-                    self.session,
-                    policy.rejection_markers,
-                    policy.busy_markers,
-                    policy.rejection_window,
-                )
-            )
+            watcher = self._watch_outcome()
             self.session.send_input("\r")
         try:
             return await watcher
         finally:
             watcher.cancel()
+
+    def _watch_outcome(self) -> asyncio.Future[str | None]:
+        """Start watching for a refusal (or a busy marker) before Enter is pressed."""
+        policy = self.policy
+        return asyncio.ensure_future(
+            watch_outcome(
+                self.session,
+                policy.rejection_markers,
+                policy.busy_markers,
+                policy.rejection_window,
+            )
+        )
 
 
 # -- helpers for agent quirks (DeliveryHints) and for learning ids after a command
