@@ -19,6 +19,7 @@ from tests.helpers import (
     RunningServer,
     TermClient,
     clean_shell,
+    empty_home,
     make_settings,
     serve,
     timeout,
@@ -123,6 +124,7 @@ def claude_world(tmp_path: Path) -> Any:
         config_dir = tmp_path / "claude-config"
         config_dir.mkdir()
         env = claude_env(config_dir, api.url, API_KEY)
+        env["HOME"] = empty_home(tmp_path)
         world = ClaudeWorld(tmp_path, api, config_dir, env)
         world.add_command("gsd", "new-project", "GSD-NEW-PROJECT with context file $ARGUMENTS")
         world.add_command("gsd", "new-milestone", "GSD-NEW-MILESTONE with context file $ARGUMENTS")

@@ -20,7 +20,7 @@ import pytest
 from agentpty.agents.base import agent_env
 from agentpty.agents.codex import CodexProfile
 from tests.fake_responses_api import FakeResponsesAPI
-from tests.helpers import timeout
+from tests.helpers import empty_home, timeout
 
 __all__ = ["CODEX_BIN", "CodexWorld", "codex_world", "require_codex"]
 
@@ -92,4 +92,5 @@ def codex_world(tmp_path: Path) -> Iterator[CodexWorld]:
         write_codex_config(home, api.url + "/v1", trusted=(workspace,))
         env = agent_env(os.environ, drop=("OPENAI_API_KEY", "OPENAI_BASE_URL", "CODEX_API_KEY"))
         env.update({"CODEX_HOME": str(home), API_KEY_VAR: "sk-fake-" + "k" * 32})
+        env["HOME"] = empty_home(tmp_path)
         yield CodexWorld(tmp_path, api, home, workspace, env)

@@ -19,7 +19,7 @@ import pytest
 from agentpty.agents.base import agent_env
 from agentpty.agents.gemini import GeminiProfile
 from tests.fake_gemini_api import FakeGeminiAPI
-from tests.helpers import timeout
+from tests.helpers import empty_home, timeout
 
 __all__ = ["GEMINI_BIN", "GeminiWorld", "gemini_world", "require_gemini", "seed_gemini_home"]
 
@@ -88,6 +88,7 @@ def gemini_world(tmp_path: Path) -> Iterator[GeminiWorld]:
         env.update(
             {
                 "GEMINI_CLI_HOME": str(home),
+                "HOME": empty_home(tmp_path),
                 "GEMINI_API_KEY": "fake-key",
                 "GOOGLE_GEMINI_BASE_URL": api.url,
                 # As a CI runner sets them: the profile must not pass them on,

@@ -251,6 +251,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def empty_home(parent: Path) -> str:
+    """A new, empty ``$HOME`` under ``parent`` for an agent under test.
+
+    Agents' tools run login shells (Claude Code's Bash tool sources ``~/.bashrc``),
+    so this machine's rc files would otherwise run inside every test: a stale
+    pyenv rehash lock in ``~/.bashrc`` once stalled every Bash-tool command.
+    """
+    home = parent / "home"
+    home.mkdir(exist_ok=True)
+    return str(home)
+
+
 def clean_shell(environ: Mapping[str, str] | None = None) -> ShellProfile:
     """bash without rc files: the suite must not depend on this machine's ~/.bashrc."""
     env = agent_env(os.environ if environ is None else environ)

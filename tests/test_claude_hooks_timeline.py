@@ -26,7 +26,7 @@ from tests.claude_env import claude_env, seed_claude_config
 from tests.claude_permissions import asking_mode_args
 from tests.claude_world import API_KEY, PASTE_END, PASTE_START, require_claude
 from tests.fake_messages_api import FakeMessagesAPI
-from tests.helpers import eventually
+from tests.helpers import empty_home, eventually
 
 pytestmark = pytest.mark.claude
 
@@ -77,6 +77,7 @@ async def test_tool_permission_timeline_matches_the_recording(tmp_path: Path) ->
     with FakeMessagesAPI() as api:
         seed_claude_config(config, workspace, API_KEY)
         env = claude_env(config, api.url, API_KEY)
+        env["HOME"] = empty_home(tmp_path)
         terminal = TerminalSession(
             "timeline",
             [
