@@ -15,7 +15,8 @@ import os
 import sys
 from typing import Any
 
-from agentpty.terminal.delivery import CommandQueue, DeliveryOutcome, ReadyPolicy
+from agentpty.terminal.delivery import CommandQueue, DeliveryOutcome, ReadyPolicy, input_box_text
+from agentpty.terminal.screen import ScreenModel
 from agentpty.terminal.session import TerminalSession
 from tests.helpers import timeout
 
@@ -178,3 +179,40 @@ async def test_long_slash_command_is_typed_in_pieces() -> None:
         await wait_screen(session, "len=14 largest=26 bracketed=True")  # 12 bytes of brackets
     finally:
         await session.stop("test over")
+
+
+RULE = "─" * 80
+
+
+def claude_screen(box_rows: list[str]) -> list[str]:
+    """Claude Code's input box as its 80-column screen shows it (rows CRLF-joined)."""
+    screen = ScreenModel(12, 80)
+    rows = ["❯ earlier prompt", "", RULE, *box_rows, RULE, "  ? for shortcuts"]
+    screen.append("\r\n".join(rows).encode())
+    return screen.lines()
+
+
+def test_a_wrapped_command_reads_whole_from_the_input_box() -> None:
+    """A command wider than the box wraps below the marker; it still counts as in the box.
+
+    Seen under load: ``/gsd:new-project .milestones/<id>/MILESTONE-CONTEXT.md``
+    (78 characters) wrapped after the command name and its Enter was lost;
+    reading only the marker's row missed it, so Enter was never pressed again.
+    """
+    path = ".milestones/b5a92e5a24ef460f98d76dd7cd1cef89/MILESTONE-CONTEXT.md"
+    lines = claude_screen(["❯ /gsd:new-project", f"  {path}"])
+    assert input_box_text(lines, "❯") == f"/gsd:new-project {path}"
+
+
+def test_an_empty_input_box_reads_empty_and_stops_at_its_rule() -> None:
+    lines = claude_screen(["❯ "])
+    assert input_box_text(lines, "❯") == ""
+    assert input_box_text(lines, "no such marker") is None
+
+
+def test_a_bordered_box_reads_without_its_borders() -> None:
+    """Gemini CLI draws a rounded border around its box."""
+    screen = ScreenModel(6, 40)
+    rows = ["╭" + "─" * 38 + "╮", "│ > first half of a long    │", "│   command                │"]
+    screen.append("\r\n".join([*rows, "╰" + "─" * 38 + "╯"]).encode())
+    assert input_box_text(screen.lines(), "> ") == "first half of a long command"

@@ -364,21 +364,46 @@ class CommandQueue:
 
 
 def still_in_input_box(session: TerminalSession, marker: str | None, text: str) -> bool:
-    """True when the input line (the last one holding ``marker``) still holds ``text``.
+    """True when the input box (from the last line holding ``marker``) still holds ``text``.
 
     A submitted prompt leaves the box (the agent echoes it above and empties
     it); one whose Enter was lost stays, as typed or as the agent's
     placeholder for a long paste (Claude Code: ``[Pasted text``).
     """
-    stripped = text.strip()
-    probe = stripped.splitlines()[0][:20] if stripped else ""
-    if marker is None or not probe:
+    box = input_box_text(session.screen.lines(), marker)
+    # Compared without whitespace: a wrap may split a word or replace a space.
+    probe = "".join(text.split())[:40]
+    if box is None or not probe:
         return False
-    lines = [line for line in session.screen.lines() if marker in line]
-    if not lines:
-        return False
-    box = lines[-1].split(marker, 1)[1]
-    return probe in box or "[Pasted text" in box
+    return probe in "".join(box.split()) or "[Pasted text" in box
+
+
+#: Characters that draw an input box's rules and borders (U+2500 to U+257F).
+_BOX_DRAWING = "".join(chr(code) for code in range(0x2500, 0x2580))
+#: Wrapped rows of one input box read at most.
+_BOX_ROWS = 12
+
+
+def input_box_text(lines: list[str], marker: str | None) -> str | None:
+    """The text in the input box that starts at the last line holding ``marker``.
+
+    A long command wraps onto the rows below the marker, up to the box's
+    rule or border (a row of box-drawing characters only); the rows are
+    joined with single spaces. None when no line holds the marker.
+    """
+    if marker is None:
+        return None
+    starts = [i for i, line in enumerate(lines) if marker in line]
+    if not starts:
+        return None
+    first = starts[-1]
+    rows = [lines[first].split(marker, 1)[1].strip().strip(_BOX_DRAWING)]
+    for line in lines[first + 1 : first + 1 + _BOX_ROWS]:
+        inner = line.strip().strip(_BOX_DRAWING).strip()
+        if not inner:
+            break
+        rows.append(inner)
+    return " ".join(" ".join(rows).split())
 
 
 def typed_as_keys(text: str, policy: ReadyPolicy) -> bool:
