@@ -48,20 +48,21 @@ class PtyRun:
     def screen(self) -> str:
         return self.session.screen.text()
 
-    async def wait_screen(self, text: str, wait: float = 30) -> str:
-        """Wait until ``text`` is on the screen (or in its scrollback); return the screen."""
+    async def wait_screen(self, *texts: str, wait: float = 30) -> str:
+        """Wait until every one of ``texts`` is on the screen at once (or in its
+        scrollback); return the screen."""
         try:
             async with asyncio.timeout(timeout(wait)):
-                while text not in self.screen():
+                while not all(text in self.screen() for text in texts):
                     if self.exit_code is not None:
                         raise AssertionError(
-                            f"exited {self.exit_code} before {text!r}; the screen showed:\n"
+                            f"exited {self.exit_code} before {texts!r}; the screen showed:\n"
                             + self.screen()
                         )
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:
-            raise AssertionError(f"{text!r} not on screen:\n{self.screen()}") from None
+            raise AssertionError(f"{texts!r} not on screen:\n{self.screen()}") from None
         return self.screen()
 
     async def wait_gone(self, text: str, wait: float = 30) -> None:

@@ -300,8 +300,9 @@ async def serve(
     services.set_server_url(base_url, TOKEN)
     config = uvicorn.Config(app, log_level="warning", ws_max_size=1024 * 1024, lifespan="on")
     server = uvicorn.Server(config)
-    # uvicorn installs signal handlers only from serve() in the main thread; keep them out.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # serve() in the main thread takes SIGINT/SIGTERM for itself (capture_signals);
+    # Ctrl-C must stop pytest, not quietly shut this test's server down.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
