@@ -27,6 +27,10 @@ run: $(VENV)/.run web
 test: $(VENV)/.test web claude codex gemini chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	@# The suite starts hundreds of Python processes (servers, CLI runs, session
+	@# hosts); with PYTHONDONTWRITEBYTECODE set (CI runners do) each would
+	@# compile agentpty from source again. compileall writes regardless.
+	$(BIN)/python -m compileall -q src tests
 	AGENTPTY_TEST_CLAUDE_BIN=$(abspath $(CLAUDE_BIN)) \
 	AGENTPTY_TEST_CODEX_BIN=$(abspath $(CODEX_BIN)) \
 	AGENTPTY_TEST_GEMINI_BIN=$(abspath $(GEMINI_BIN)) \
