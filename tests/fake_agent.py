@@ -33,6 +33,7 @@ import sys
 import termios
 import time
 import tty
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -57,13 +58,35 @@ def user_turns(session_id: str) -> int:
 
 
 def run_hooks(settings: str | None, event: str, payload: dict[str, object]) -> None:
+    """Run or post the hooks of ``event`` as Claude Code does (command and http types)."""
     if not settings:
         return
     config = json.loads(Path(settings).read_text())
     for group in config.get("hooks", {}).get(event, []):
         for hook in group.get("hooks", []):
-            data = json.dumps({**payload, "hook_event_name": event, "cwd": CWD})
-            subprocess.run(hook["command"], shell=True, input=data.encode(), check=False)
+            data = json.dumps({**payload, "hook_event_name": event, "cwd": CWD}).encode()
+            if hook.get("type") == "http":
+                post_hook(hook, data)
+            else:
+                subprocess.run(hook["command"], shell=True, input=data, check=False)
+
+
+def post_hook(hook: dict[str, object], data: bytes) -> None:
+    """POST ``data``; header values' ``${NAME}`` filled from the environment for allowed names."""
+    allowed = set(hook.get("allowedEnvVars") or [])  # type: ignore[call-overload]
+    headers = {"Content-Type": "application/json"}
+    for name, value in dict(hook.get("headers") or {}).items():  # type: ignore[call-overload]
+        headers[name] = re.sub(
+            r"\$\{(\w+)\}|\$(\w+)",
+            lambda m: os.environ.get(m[1] or m[2], "") if (m[1] or m[2]) in allowed else "",
+            value,
+        )
+    request = urllib.request.Request(str(hook["url"]), data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    except OSError as exc:
+        print(f"hook failed: {exc}", file=sys.stderr)
 
 
 def expand(text: str) -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ import httpx
 import pytest
 
 from agentpty.service.container import build_profiles
-from agentpty.service.hooks import HOOK_COMMAND
 from tests.helpers import (
     RunningServer,
     clean_shell,
@@ -95,10 +93,8 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     profiles["shell"] = clean_shell()
     agent = str(request.param)
     if agent.startswith("ownid"):
-        own = OwnIdProfile(env, config, hooks=agent == "ownid-hooks")
-        if own.hooks is not None:
-            own.hooks.install(settings.data_dir, [sys.executable, *HOOK_COMMAND])
-        profiles[agent] = own
+        # The server installs its hooks once it listens, as for every profile.
+        profiles[agent] = OwnIdProfile(env, config, hooks=agent == "ownid-hooks")
     async with serve(settings, profiles) as server:
         yield AgentWorld(server, agent, config, log)
 
@@ -215,4 +211,25 @@ async def test_hook_route_checks_key_agent_and_id(world: AgentWorld) -> None:
         for path in (f"/api/hooks/{project}", f"/api/hooks/claude/{project}"):
             ok = await http.post(f"{path}?key={key}", json={**payload, "session_id": cid})
             assert ok.status_code == 200 and ok.json()["report"] == "prompt_submitted"
+    assert await world.stored_id(project) == cid
+
+
+async def test_posted_hook_names_project_and_key_in_headers(world: AgentWorld) -> None:
+    """POST /api/hooks (what the agent posts itself): headers authenticate; no answer body."""
+    project = await world.server.create_project(agent=world.agent)
+    key = world.server.services.hooks.key(project)
+    cid = "0b9e4ac5-1d0e-4e4f-9a55-2f0b1b0e6a12"
+    payload = {"hook_event_name": "UserPromptSubmit", "session_id": cid, "prompt": "p"}
+    named = {"X-Agentpty-Project": project}
+    async with world.server.http(auth=False) as http:
+        for headers in ({}, named, {**named, "X-Agentpty-Hook-Key": "0" * 64}):
+            refused = await http.post("/api/hooks", json=payload, headers=headers)
+            assert refused.status_code == 401, headers
+            assert "X-Agentpty-Hook-Key" in refused.json()["detail"]
+        headers = {**named, "X-Agentpty-Hook-Key": key}
+        reply = await http.post("/api/hooks", json=payload, headers=headers)
+        if world.agent == "ownid-files":
+            assert reply.status_code == 400
+            return
+        assert (reply.status_code, reply.content) == (204, b"")
     assert await world.stored_id(project) == cid

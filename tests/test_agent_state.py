@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agentpty.agents.capabilities import ReportKind
+from agentpty.agents.capabilities import HookEndpoint, ReportKind
 from agentpty.agents.claude_hooks import HOOK_EVENTS, SETTINGS_FILE, ClaudeHooks
 from agentpty.domain.models import AgentState, OutputProject
 from agentpty.service.agent_state import AgentStateService
@@ -157,13 +157,16 @@ async def test_wait_not_asking_returns_once_the_question_is_answered(
 
 
 def test_install_writes_every_verified_event(tmp_path: Path) -> None:
-    """install() writes one --settings file with the command for every verified hook event."""
+    """install() writes one --settings file posting every verified hook event to the server."""
     hooks = ClaudeHooks()
-    hooks.install(tmp_path, ["/usr/bin/python3", "-m", "agentpty", "hook"])
+    hooks.install(tmp_path, HookEndpoint("http://127.0.0.1:1/api/hooks", {}, ["hook"]))
     settings = json.loads((tmp_path / SETTINGS_FILE).read_text())
     assert set(settings["hooks"]) == set(HOOK_EVENTS)
-    for groups in settings["hooks"].values():
-        assert groups[0]["hooks"][0]["command"] == "/usr/bin/python3 -m agentpty hook"
+    for event, groups in settings["hooks"].items():
+        hook = groups[0]["hooks"][0]
+        assert hook.get("url", hook.get("command")) == (
+            "hook" if event == "SessionStart" else "http://127.0.0.1:1/api/hooks"
+        )
 
 
 # -- the event bus

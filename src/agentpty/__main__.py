@@ -1,7 +1,8 @@
 """``python -m agentpty``: the command line.
 
-Claude Code's hooks run ``python -m agentpty hook`` on every event: that path
-imports the standard-library-only hook and nothing else, so it starts fast.
+Claude Code runs ``python -m agentpty hook`` for the hook events it cannot
+post itself (``SessionStart``): that path imports the standard-library-only
+hook and nothing else, so it starts fast.
 """
 
 import sys

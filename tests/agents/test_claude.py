@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from agentpty.agents.base import AgentProfile
-from agentpty.agents.capabilities import AgentReport, ReportKind, RunEvent, RunEventKind
+from agentpty.agents.capabilities import (
+    AgentReport,
+    HookEndpoint,
+    ReportKind,
+    RunEvent,
+    RunEventKind,
+)
 from agentpty.agents.claude import ClaudeProfile
 from agentpty.agents.claude_hooks import HOOK_EVENTS
 from agentpty.agents.shell import ShellProfile
@@ -83,17 +89,29 @@ def test_discover_finds_nothing_for_chosen_ids(profile: ClaudeProfile) -> None:
 def test_hooks_install_writes_settings_passed_on_start(
     profile: ClaudeProfile, tmp_path: Path
 ) -> None:
-    """install writes a hook for every event of HOOK_EVENTS running ``command``; starts use it."""
+    """install writes an http hook for every event but SessionStart, which runs the command."""
     command = ["/usr/bin/python3 x", "-m", "agentpty", "hook"]
+    endpoint = HookEndpoint("http://127.0.0.1:1/api/hooks", {"X-Project": "PROJECT_VAR"}, command)
     assert profile.hooks.settings_path is None
-    profile.hooks.install(tmp_path / "data", command)
+    profile.hooks.install(tmp_path / "data", endpoint)
     path = profile.hooks.settings_path
     assert path is not None and path.parent == tmp_path / "data"
+    assert path.stat().st_mode & 0o777 == 0o600
     settings = json.loads(path.read_text())
     assert set(settings["hooks"]) == set(HOOK_EVENTS)
     assert {"SessionStart", "UserPromptSubmit", "PermissionRequest", "Stop"} <= set(HOOK_EVENTS)
-    entry = settings["hooks"]["SessionStart"][0]["hooks"][0]
-    assert shlex.split(entry["command"]) == command
+    for event in HOOK_EVENTS:
+        entry = settings["hooks"][event][0]["hooks"][0]
+        if event == "SessionStart":
+            assert shlex.split(entry["command"]) == command
+            continue
+        assert entry == {
+            "type": "http",
+            "url": endpoint.url,
+            "headers": {"X-Project": "${PROJECT_VAR}"},
+            "allowedEnvVars": ["PROJECT_VAR"],
+            "timeout": 10,
+        }, event
     assert f"--settings={path}" in profile.launch(cwd="/w", conversation_id=None).argv
 
 

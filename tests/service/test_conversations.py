@@ -203,7 +203,7 @@ async def test_reports_move_the_stored_id_and_confirm(world: World) -> None:
 
 async def test_hook_payloads_enter_through_the_profile(world: World) -> None:
     """Hook payloads are parsed by the profile; bad ids and hookless agents are refused."""
-    world.hooks.set_server_url("http://127.0.0.1:1", "token")
+    world.hooks.set_server_url("http://127.0.0.1:1", "token", world.config.parent / "data")
     heard: list[AgentReport] = []
     world.hooks.add_listener(lambda _project, report: heard.append(report))
     project = await world.project("ownid")
@@ -220,6 +220,10 @@ async def test_hook_payloads_enter_through_the_profile(world: World) -> None:
     with pytest.raises(InvalidInput, match="does not report through hooks"):
         await world.hooks.receive(await world.project("shell"), payload)
     env = world.hooks.env(project.id)
+    assert (env["AGENTPTY_PROJECT_ID"], env["AGENTPTY_HOOK_KEY"]) == (
+        project.id,
+        world.hooks.key(project.id),
+    )
     assert env["AGENTPTY_HOOK_URL"].endswith(
         f"/api/hooks/{project.id}?key={world.hooks.key(project.id)}"
     )

@@ -38,6 +38,7 @@ __all__ = [
     "ConversationSupport",
     "DeliveryHints",
     "HeadlessSupport",
+    "HookEndpoint",
     "HookSupport",
     "ReportKind",
     "RunEvent",
@@ -190,11 +191,27 @@ class ConversationSupport(Protocol):
         ...
 
 
-class HookSupport(Protocol):
-    """An agent that reports its doings by running a command on events."""
+@dataclass(frozen=True)
+class HookEndpoint:
+    """Where an agent's hooks send their payloads.
 
-    def install(self, data_dir: Path, command: Sequence[str]) -> None:
-        """Write whatever makes the agent run ``command`` on its events (settings files)."""
+    ``url`` is this server's; ``env_headers`` maps each header to the
+    environment variable the agent takes its value from (its project id and
+    that project's key), so that one settings file serves every project.
+    ``command`` (argv) posts the payload on its stdin for the events an agent
+    cannot post itself.
+    """
+
+    url: str
+    env_headers: Mapping[str, str]
+    command: Sequence[str] = ()
+
+
+class HookSupport(Protocol):
+    """An agent that reports its doings by posting them on events (its hooks)."""
+
+    def install(self, data_dir: Path, endpoint: HookEndpoint) -> None:
+        """Write whatever makes the agent post its events to ``endpoint`` (settings files)."""
         ...
 
     def parse(self, payload: Mapping[str, Any]) -> AgentReport | None:

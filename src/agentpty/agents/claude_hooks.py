@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agentpty.agents.capabilities import AgentReport, ReportKind
+from agentpty.agents.capabilities import AgentReport, HookEndpoint, ReportKind
 
 __all__ = ["HOOK_EVENTS", "PROMPT_DIALOG_MARKERS", "SETTINGS_FILE", "ClaudeHooks"]
 
@@ -46,6 +46,8 @@ SETTINGS_FILE = "claude-settings.json"
 #: while it shows, the ``❯`` of the menu is not the prompt.
 PROMPT_DIALOG_MARKERS = ("Do you want to proceed?", "Esc to cancel")
 
+#: Events whose hooks Claude Code runs only as commands (an http hook is skipped).
+_COMMAND_ONLY = frozenset({"SessionStart"})
 #: Notification kinds meaning "the user must answer something now".
 _ASKING = frozenset({"permission_prompt", "elicitation_dialog"})
 #: How much of a tool's input is kept as words for a person.
@@ -61,18 +63,37 @@ class ClaudeHooks:
         #: Passed to every start once written (``install``); None: no hooks.
         self.settings_path = settings_path
 
-    def install(self, data_dir: Path, command: Sequence[str]) -> None:
-        """Write the ``--settings`` file that runs ``command`` on every event of ``HOOK_EVENTS``.
+    def install(self, data_dir: Path, endpoint: HookEndpoint) -> None:
+        """Write the ``--settings`` file that sends every event of ``HOOK_EVENTS`` to ``endpoint``.
 
-        The command must print nothing on stdout: for ``PermissionRequest`` a
-        JSON answer would decide the permission instead of the user.
+        HTTP hooks (Claude Code posts the payload itself; loopback is allowed)
+        cost no process per event, where a command hook starts one, and a
+        ``PreToolUse`` hook holds the tool until it returns. ``SessionStart``
+        runs command hooks only (2.1.197 skips an http one), so it runs
+        ``endpoint.command``. The header values are ``${NAME}`` references
+        Claude Code fills from the agent's environment, only for names listed
+        in ``allowedEnvVars``. The server answers with an empty body: a JSON
+        answer to ``PermissionRequest`` would decide the permission instead
+        of the user (the command prints nothing, for the same reason).
         """
-        line = shlex.join(command)
-        hook = [{"matcher": "", "hooks": [{"type": "command", "command": line, "timeout": 10}]}]
-        settings = {"hooks": {event: hook for event in self.events}}
+        posted = {
+            "type": "http",
+            "url": endpoint.url,
+            "headers": {name: f"${{{var}}}" for name, var in endpoint.env_headers.items()},
+            "allowedEnvVars": sorted(endpoint.env_headers.values()),
+            "timeout": 10,
+        }
+        run = {"type": "command", "command": shlex.join(endpoint.command), "timeout": 10}
+        settings = {
+            "hooks": {
+                event: [{"matcher": "", "hooks": [run if event in _COMMAND_ONLY else posted]}]
+                for event in self.events
+            }
+        }
         path = data_dir / SETTINGS_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings, indent=2) + "\n")
+        path.chmod(0o600)  # like the server's other files (it holds no secret itself)
         self.settings_path = path
 
     def parse(self, payload: Mapping[str, Any]) -> AgentReport | None:

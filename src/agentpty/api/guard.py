@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentpty.api.auth import UNAUTHORIZED, host_allowed, origin_allowed, token_source, token_valid
 from agentpty.api.throttle import FailureThrottle
+from agentpty.service.hooks import KEY_HEADER, PROJECT_HEADER
 
 __all__ = ["BodyTooLarge", "RequestGuard", "client_address"]
 
@@ -122,6 +123,18 @@ class RequestGuard:
             )
         if conn.scope["type"] == "websocket" or path == "/":
             return None  # the endpoint checks and reports failures
+        if path == _HOOKS.rstrip("/"):
+            # posted by the agent itself: project and key in headers (HookEndpoint)
+            project_id = conn.headers.get(PROJECT_HEADER, "")
+            if not self.hook_key_valid(project_id, conn.headers.get(KEY_HEADER, "")):
+                self.throttle.failed(address)
+                return (
+                    401,
+                    f"wrong or missing hook key: send the {PROJECT_HEADER} and {KEY_HEADER} "
+                    "headers agentpty gave the agent",
+                    {},
+                )
+            return None
         if path.startswith(_HOOKS):
             # /api/hooks/{project_id}, or the deprecated /api/hooks/claude/{project_id}
             project_id = path.removeprefix(_HOOKS).removeprefix("claude/").partition("/")[0]

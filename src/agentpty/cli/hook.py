@@ -1,8 +1,10 @@
-"""``agentpty hook``: Claude Code's hooks call it to report events to the server.
+"""``agentpty hook``: hooks that can only run a command report events to the server with it.
 
-Claude Code runs ``python -m agentpty hook`` with the event as JSON on stdin;
-the server that started the agent set ``AGENTPTY_HOOK_URL`` in its environment.
-Standard library only: it runs once per hook event and must start fast.
+Claude Code posts most hook events itself (http hooks); ``SessionStart``
+runs only command hooks, so it runs ``python -m agentpty hook`` with the
+event as JSON on stdin. The server that started the agent set
+``AGENTPTY_HOOK_URL`` in its environment. Standard library only: it runs
+once per event and must start fast.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +23,7 @@ from agentpty.service.conversations import ConversationService
 from agentpty.service.delivery import CommandDelivery
 from agentpty.service.event_bus import EventBus
 from agentpty.service.history import History
-from agentpty.service.hooks import HOOK_COMMAND, HookService
+from agentpty.service.hooks import HookService
 from agentpty.service.milestones import MilestoneService
 from agentpty.service.projects import ProjectService
 from agentpty.service.runs import RunService
@@ -60,8 +59,7 @@ def build_profiles(
 ) -> dict[str, AgentProfile]:
     """The agent profiles, inheriting ``environ`` (default: the server's) minus secrets.
 
-    Agents with hooks get them installed under the data dir, reporting
-    through ``agentpty hook``.
+    Their hooks are installed once the server listens (``Services.set_server_url``).
     """
     env = agent_env(os.environ if environ is None else environ, settings.env_drop)
     profiles: dict[str, AgentProfile] = {
@@ -75,9 +73,6 @@ def build_profiles(
             env, binary=settings.gemini_bin, extra_args=settings.gemini_extra_args
         ),
     }
-    for profile in profiles.values():
-        if profile.hooks is not None:
-            profile.hooks.install(settings.data_dir, [sys.executable, *HOOK_COMMAND])
     return profiles
 
 
@@ -222,7 +217,7 @@ class Services:
 
     def set_server_url(self, url: str, token: str) -> None:
         """Where agents' hooks reach this server (known once it listens)."""
-        self.hooks.set_server_url(url, token)
+        self.hooks.set_server_url(url, token, self.settings.data_dir)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """Run ``coro`` in a task owned by the services (cancelled on close, errors logged)."""
