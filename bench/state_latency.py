@@ -2,11 +2,11 @@
 
 The idle fleet's 50 projects each report hook events (recorded Claude Code
 payloads: ``UserPromptSubmit`` then ``Stop``, so every report is a state
-change) through ``POST /api/hooks/<id>``, as the agent's hook command
-does; one client reads ``GET /api/events``. Latency is from just before the
-hook request is sent to the moment the client has parsed the matching
-``state`` event (so it includes the HTTP request, the store write and the
-stream). p50/p99 over all reports; budget p99 ≤ 100 ms.
+change) through ``POST /api/hooks`` with the project and key in headers,
+as Claude Code's http hooks do; one client reads ``GET /api/events``.
+Latency is from just before the hook request is sent to the moment the
+client has parsed the matching ``state`` event (so it includes the HTTP
+request, the store write and the stream). p50/p99 over all reports; budget p99 ≤ 100 ms.
 
 The CPU the state machinery adds to idle sessions is in (c): the idle
 fleet's sessions run with it (an output listener that only records a time;
@@ -96,8 +96,8 @@ async def measure(bench: Bench) -> list[Row]:
                     ).hexdigest()
                     sent = time.perf_counter()
                     response = await server.http.post(
-                        f"/api/hooks/{project}",
-                        params={"key": hook_key},
+                        "/api/hooks",
+                        headers={"X-Agentpty-Project": project, "X-Agentpty-Hook-Key": hook_key},
                         json=payloads[event],
                     )
                     response.raise_for_status()
