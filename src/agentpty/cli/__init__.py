@@ -4,9 +4,10 @@
 ``attach`` makes this terminal a project's terminal (``attach.py``); the
 other commands call the REST API (``client.py``, ``projects.py``,
 ``sessions.py``, ``milestones.py``) and print tables or JSON (``output.py``);
-``hook`` is what Claude Code's hooks run (``hook.py``). ``app.py`` puts them
-together. This module stays small: ``python -m agentpty hook`` runs on every
-Claude Code hook event and imports only ``hook.py``.
+``hook`` is what Claude Code's command hooks run (``hook.py``; only
+``SessionStart``, the others post themselves). ``app.py`` puts them
+together. This module stays small: ``python -m agentpty hook`` imports only
+``hook.py``.
 """
 
 from __future__ import annotations
