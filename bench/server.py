@@ -177,6 +177,9 @@ class ServerProcess:
             "AGENTPTY_DATA_DIR": str(workdir / "data"),
             "AGENTPTY_TOKEN": _TOKEN,
             "AGENTPTY_DEFAULT_AGENT": "shell",
+            # Stand-in binary: (e) creates Claude projects only to report hooks
+            # for them; no Claude Code process is started in any measurement.
+            "AGENTPTY_CLAUDE_BIN": "/bin/true",
             **(extra_env or {}),
         }
         if source is not None:
@@ -234,11 +237,9 @@ class ServerProcess:
         except httpx.HTTPError as exc:
             raise RuntimeError(f"warm-up request failed: {exc}") from exc
 
-    async def create_project(self, name: str) -> str:
-        """Create an output project running the shell agent; return its id."""
-        response = await self.http.post(
-            "/api/output-projects", json={"name": name, "agent": "shell"}
-        )
+    async def create_project(self, name: str, agent: str = "shell") -> str:
+        """Create an output project (running the shell agent by default); return its id."""
+        response = await self.http.post("/api/output-projects", json={"name": name, "agent": agent})
         if response.status_code != 201:
             raise RuntimeError(f"creating project {name!r} failed: {response.text}")
         return str(response.json()["id"])
