@@ -49,8 +49,7 @@ class PtyRun:
         return self.session.screen.text()
 
     async def wait_screen(self, *texts: str, wait: float = 30) -> str:
-        """Wait until every one of ``texts`` is on the screen at once (or in its
-        scrollback); return the screen."""
+        """Wait until all of ``texts`` are on the screen at once (or in scrollback); return it."""
         try:
             async with asyncio.timeout(timeout(wait)):
                 while not all(text in self.screen() for text in texts):

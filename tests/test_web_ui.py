@@ -18,7 +18,7 @@ from playwright.async_api import (
 )
 
 from tests.claude_world import ClaudeWorld, claude_world
-from tests.helpers import RunningServer, eventually, make_settings, serve, timeout
+from tests.helpers import RunningServer, empty_home, eventually, make_settings, serve, timeout
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
@@ -51,9 +51,7 @@ TERMINAL_TEXT = """() => {
 @pytest.fixture(autouse=True)
 def clean_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Shells start from an empty home: a slow or locked ``~/.bashrc`` cannot stall the prompt."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HOME", empty_home(tmp_path))
 
 
 @pytest.fixture
