@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from tests.helpers import (
     TermClient,
     clean_shell,
     empty_home,
+    eventually,
     make_settings,
     serve,
     timeout,
@@ -106,6 +107,50 @@ async def type_message(term: TermClient, text: str) -> None:
         while probe not in term.output[mark:] and probe not in input_box(term):
             await term.recv(30)
     await term.type("\r")
+
+
+#: Claude Code's permission dialog, while it is on screen.
+PERMISSION_DIALOG = "Do you want to proceed?"
+
+
+async def approve_permission(
+    press_enter: Callable[[], Awaitable[None]], screen: Callable[[], Awaitable[str]]
+) -> None:
+    """Enter on the permission dialog once it shows, again while it stays on ``screen``.
+
+    The agent state may say ``needs_input`` (the ``PermissionRequest`` hook)
+    a moment before the dialog is drawn, and Claude Code 2.1.332 ignores an
+    Enter that comes right as it is drawn (docs/claude-code-findings.md §j);
+    a person would press it again. Only while the dialog shows: a stray
+    Enter could submit whatever is typed next.
+    """
+    await eventually(lambda: _shows(screen, PERMISSION_DIALOG), wait=30)
+    for _ in range(3):
+        await press_enter()
+        try:
+            await eventually(lambda: _shows(screen, PERMISSION_DIALOG, shown=False), wait=3)
+            return
+        except TimeoutError:
+            continue
+    raise AssertionError("the permission dialog stayed:\n" + await screen())
+
+
+async def _shows(screen: Callable[[], Awaitable[str]], text: str, *, shown: bool = True) -> bool:
+    return (text in await screen()) is shown
+
+
+async def approve_in(term: TermClient) -> None:
+    """``approve_permission`` through a terminal client (its screen kept current)."""
+
+    async def press_enter() -> None:
+        await term.type("\r")
+
+    async def screen() -> str:
+        with contextlib.suppress(TimeoutError):
+            await term.recv(0.05)
+        return term.screen_text()
+
+    await approve_permission(press_enter, screen)
 
 
 def input_box(term: TermClient) -> str:

@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from tests.claude_permissions import asking_mode_args
-from tests.claude_world import ClaudeWorld, claude_world, require_claude, type_message
+from tests.claude_world import (
+    ClaudeWorld,
+    approve_in,
+    claude_world,
+    require_claude,
+    type_message,
+)
 from tests.helpers import TermClient, create_milestone, eventually, timeout
 from tests.sse import sse_client
 
@@ -88,7 +94,7 @@ async def test_states_follow_prompt_permission_and_exit_everywhere(
                     assert listed["agent_state"] == "needs_input"
                     assert listed["question"]["tool"] == "Bash" and listed["state_since"]
                     assert not (Path(listed["workspace_path"]) / "x").exists()
-                    await tab.type("\r")  # Enter on the menu approves the default choice
+                    await approve_in(tab)  # Enter on the menu approves the default choice
                     after = await sse.wait_for(is_state(project, "idle"), asked)
                     assert (Path(listed["workspace_path"]) / "x").exists()
                     await type_message(tab, "/exit")
@@ -150,7 +156,7 @@ async def test_milestone_waits_for_the_permission_prompt_and_is_confirmed(
                 assert not start.done()
                 assert not (workspace / "x").exists()
                 assert len(claude_world.api.requests) == 2
-                await tab.type("\r")
+                await approve_in(tab)
                 reply = (await start).json()
             assert reply["status"] == "in_progress", reply
             assert reply["delivery"]["outcome"] == "delivered", reply

@@ -31,7 +31,13 @@ from agentpty.service.hooks import HOOK_COMMAND
 from agentpty.terminal.session import TerminalSession
 from tests.claude_env import claude_env, seed_claude_config
 from tests.claude_permissions import asking_mode_args
-from tests.claude_world import API_KEY, PASTE_END, PASTE_START, require_claude
+from tests.claude_world import (
+    API_KEY,
+    PASTE_END,
+    PASTE_START,
+    approve_permission,
+    require_claude,
+)
 from tests.fake_messages_api import FakeMessagesAPI
 from tests.helpers import empty_home, eventually
 
@@ -90,22 +96,13 @@ async def on_screen(terminal: TerminalSession, text: str) -> None:
 
 
 async def approve(terminal: TerminalSession) -> None:
-    """Enter on the permission dialog, again if it stays.
-
-    Claude Code 2.1.332 ignores an Enter that comes right as the dialog is
-    drawn (docs/claude-code-findings.md); a person would press it again.
-    """
-    for _ in range(3):
+    async def press_enter() -> None:
         terminal.send_input("\r")
-        try:
-            await eventually(
-                lambda: asyncio.sleep(0, "Do you want to proceed?" not in terminal.screen.text()),
-                wait=3,
-            )
-            return
-        except TimeoutError:
-            continue
-    raise AssertionError("the permission dialog stayed:\n" + terminal.screen.text())
+
+    async def screen() -> str:
+        return terminal.screen.text()
+
+    await approve_permission(press_enter, screen)
 
 
 async def test_tool_permission_timeline_matches_the_recording(tmp_path: Path) -> None:
