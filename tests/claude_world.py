@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from agentpty.service.container import build_profiles
+from agentpty.terminal.delivery import input_box_text
 from tests.claude_env import claude_env, seed_claude_config
 from tests.fake_messages_api import FakeMessagesAPI
 from tests.helpers import (
@@ -104,7 +105,9 @@ async def type_message(term: TermClient, text: str) -> None:
     # look in the rendered input box too.
     probe = text.split()[0][:20]
     async with asyncio.timeout(timeout(30)):
-        while probe not in term.output[mark:] and probe not in input_box(term):
+        while probe not in term.output[mark:] and probe not in (
+            input_box_text(term.display(), "❯") or ""
+        ):
             await term.recv(30)
     await term.type("\r")
 
@@ -151,15 +154,6 @@ async def approve_in(term: TermClient) -> None:
         return term.screen_text()
 
     await approve_permission(press_enter, screen)
-
-
-def input_box(term: TermClient) -> str:
-    """The text of Claude Code's input box: the rows between the last two rules."""
-    rows = term.display()
-    rules = [i for i, row in enumerate(rows) if row.strip() and set(row.strip()) == {"─"}]
-    if len(rules) < 2:
-        return ""
-    return "\n".join(rows[rules[-2] + 1 : rules[-1]])
 
 
 @pytest.fixture
