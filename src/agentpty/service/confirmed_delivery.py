@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from agentpty.service.agent_state import AgentStateService
-from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult
+from agentpty.terminal.delivery import DeliveryOutcome, DeliveryResult, compact
 
 if TYPE_CHECKING:
     from agentpty.service.sessions import LiveTerminal
@@ -92,12 +92,10 @@ async def confirm_delivery(
             return Delivery(Confirmation.REFUSED, result.reason, _refusal_line(live, result))
         if not result.ok:
             return Delivery(Confirmation.NOT_READY, result.reason or str(result.outcome))
-        if expected is None:
-            if not typed:
-                return Delivery(
-                    Confirmation.DELIVERED, "passed on the agent's command line; no refusal seen"
-                )
-            return _echo(live, text)
+        if expected is None and not typed:
+            return Delivery(
+                Confirmation.DELIVERED, "passed on the agent's command line; no refusal seen"
+            )
         return await _await_confirmation(live, text, expected, confirm_timeout)
     finally:
         if expected is not None and not expected.done():
@@ -105,12 +103,16 @@ async def confirm_delivery(
 
 
 async def _await_confirmation(
-    live: LiveTerminal, text: str, expected: asyncio.Future[str], confirm_timeout: float
+    live: LiveTerminal, text: str, expected: asyncio.Future[str] | None, confirm_timeout: float
 ) -> Delivery:
-    """Wait for the prompt report, a refusal under the command's echo, or the process exit.
+    """Wait for the confirmation, a refusal under the command's echo, or the process exit.
 
-    A refusal can come after the typing's own watch ended (a loaded machine):
-    it still counts when it shows below the echo of this command.
+    The confirmation is the prompt report (``expected``) or, for an agent
+    without hooks (``expected`` None), the echo of the text on screen, which
+    a TUI may draw a moment after the typing returned: the screen is read
+    again as output arrives. A refusal can come after the typing's own
+    watch ended (a loaded machine): it still counts when it shows below the
+    echo of this command.
     """
     loop = asyncio.get_running_loop()
     decided: asyncio.Future[Delivery] = loop.create_future()
@@ -126,6 +128,10 @@ async def _await_confirmation(
         words = _refusal_below_echo(live, text)
         if words is not None:
             decide(Delivery(Confirmation.REFUSED, f"the agent answered {words!r}", words))
+        elif expected is None:
+            echo = _echo(live, text)
+            if echo is not None:
+                decide(echo)
 
     def on_output(_text: str) -> None:
         nonlocal check
@@ -149,7 +155,8 @@ async def _await_confirmation(
             await asyncio.sleep(RESUBMIT_AFTER)
             await live.commands.press_enter_if_stuck(text)
 
-    expected.add_done_callback(on_prompt)
+    if expected is not None:
+        expected.add_done_callback(on_prompt)
     remove_output = live.terminal.add_output_listener(on_output)
     remove_exit = live.terminal.add_exit_callback(on_exit)
     resubmitter = (
@@ -164,14 +171,15 @@ async def _await_confirmation(
         async with asyncio.timeout(confirm_timeout):
             return await decided
     except TimeoutError:
+        missing = "the agent did not report the prompt" if expected else "its echo did not show"
         return Delivery(
-            Confirmation.UNCONFIRMED,
-            f"typed, but the agent did not report the prompt within {confirm_timeout:g} s",
+            Confirmation.UNCONFIRMED, f"typed, but {missing} within {confirm_timeout:g} s"
         )
     finally:
         if resubmitter is not None:
             resubmitter.cancel()
-        expected.remove_done_callback(on_prompt)
+        if expected is not None:
+            expected.remove_done_callback(on_prompt)
         remove_output()
         remove_exit()
         if check is not None:
@@ -212,12 +220,18 @@ def _refusal_line(live: LiveTerminal, result: DeliveryResult) -> str | None:
     return result.reason or None
 
 
-def _echo(live: LiveTerminal, text: str) -> Delivery:
-    probe = _probe(text)
-    screen = live.terminal.screen.text()
+def _echo(live: LiveTerminal, text: str) -> Delivery | None:
+    """DELIVERED when the text's echo (or the agent's paste placeholder) is on screen.
+
+    Compared without whitespace and box-drawing characters: a TUI wraps a
+    long echo at its width, often inside a bordered box (Gemini CLI), so
+    the probe may be cut across rows.
+    """
+    screen = compact(live.terminal.screen.text())
+    probe = compact(_probe(text))
     if probe and probe in screen:
         return Delivery(Confirmation.DELIVERED, "echoed on screen")
     paste_echo = live.commands.policy.paste_echo
-    if paste_echo and paste_echo in screen:
+    if paste_echo and compact(paste_echo) in screen:
         return Delivery(Confirmation.DELIVERED, "echoed on screen as a paste")
-    return Delivery(Confirmation.UNCONFIRMED, "typed, but its echo is not on screen")
+    return None

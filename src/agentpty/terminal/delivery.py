@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +26,7 @@ __all__ = [
     "DeliveryOutcome",
     "DeliveryResult",
     "ReadyPolicy",
+    "compact",
     "confirm_submitted",
     "output_quiet",
     "wait_ready",
@@ -371,15 +373,24 @@ def still_in_input_box(session: TerminalSession, marker: str | None, text: str) 
     placeholder for a long paste (Claude Code: ``[Pasted text``).
     """
     box = input_box_text(session.screen.lines(), marker)
-    # Compared without whitespace: a wrap may split a word or replace a space.
-    probe = "".join(text.split())[:40]
+    probe = compact(text)[:40]
     if box is None or not probe:
         return False
-    return probe in "".join(box.split()) or "[Pasted text" in box
+    return probe in compact(box) or "[Pasted text" in box
 
 
 #: Characters that draw an input box's rules and borders (U+2500 to U+257F).
 _BOX_DRAWING = "".join(chr(code) for code in range(0x2500, 0x2580))
+_NOT_TEXT = re.compile(rf"[\s{_BOX_DRAWING}]+")
+
+
+def compact(text: str) -> str:
+    """``text`` without whitespace and box-drawing characters, for comparing what was
+    typed with what a TUI drew: a wrap may split a word, replace a space or put a
+    box's border between two halves of one line."""
+    return _NOT_TEXT.sub("", text)
+
+
 #: Wrapped rows of one input box read at most.
 _BOX_ROWS = 12
 
