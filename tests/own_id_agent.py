@@ -94,6 +94,7 @@ class OwnIdProfile:
         expired=("no saved conversation",),
     )
     bracketed_paste = True
+    takes_initial_prompt = True
     delivery = DeliveryHints()
 
     def __init__(self, env: Mapping[str, str], config_dir: Path, *, hooks: bool) -> None:

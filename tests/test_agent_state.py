@@ -104,6 +104,21 @@ async def test_state_is_stored_with_the_project(
     assert view.fields()["question"] == {"tool": "Bash", "detail": "touch x"}
 
 
+@pytest.mark.parametrize(("source", "after"), [("compact", "working"), ("clear", "idle")])
+async def test_a_conversation_going_on_keeps_the_turn_a_new_one_ends_it(
+    world: tuple[AgentStateService, EventBus, str], source: str, after: str
+) -> None:
+    """SessionStart mid-turn: a compaction continues the turn, a /clear starts anew (idle)."""
+    states, _, project = world
+    hooks = ClaudeHooks()
+    cid = "0b6b7ad4-2a55-4b8e-9d56-5d7e6c1f3a11"
+    prompt = hooks.parse({"hook_event_name": "UserPromptSubmit", "session_id": cid, "prompt": "x"})
+    started = hooks.parse({"hook_event_name": "SessionStart", "session_id": cid, "source": source})
+    assert prompt is not None and started is not None
+    assert (await states.report(project, prompt)).state is AgentState.WORKING
+    assert str((await states.report(project, started)).state) == after
+
+
 async def test_refused_permission_leaves_needs_input_to_the_screen(
     world: tuple[AgentStateService, EventBus, str],
 ) -> None:

@@ -120,7 +120,9 @@ def test_hooks_parse_into_reports(profile: ClaudeProfile) -> None:
     cid = str(uuid.uuid4())
     parse = profile.hooks.parse
     started = {"hook_event_name": "SessionStart", "session_id": cid, "source": "clear"}
-    assert parse(started) == AgentReport(ReportKind.CONVERSATION_STARTED, cid, source="clear")
+    assert parse(started) == AgentReport(
+        ReportKind.CONVERSATION_STARTED, cid, source="clear", fresh=True
+    )
     prompt = {"hook_event_name": "UserPromptSubmit", "session_id": cid, "prompt": "hi"}
     assert parse(prompt) == AgentReport(ReportKind.PROMPT_SUBMITTED, cid, prompt="hi")
     stop = AgentReport(ReportKind.TURN_ENDED, cid, source="Stop")

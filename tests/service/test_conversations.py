@@ -188,7 +188,7 @@ async def test_reports_move_the_stored_id_and_confirm(world: World) -> None:
     conversations = support(world, "claude").conversations
     old, _ = await world.conversations.starting_id(project.id, conversations)
     new = str(uuid.uuid4())
-    started = AgentReport(ReportKind.CONVERSATION_STARTED, new, source="clear")
+    started = AgentReport(ReportKind.CONVERSATION_STARTED, new, source="clear", fresh=True)
     assert await world.conversations.follow(project, started) is True
     assert await world.conversations.follow(project, started) is False
     fresh = await world.stored(project)

@@ -55,6 +55,9 @@ class AgentProfile(Protocol):
     markers: ScreenMarkers
     #: True when commands are typed as a bracketed paste (the agent understands it).
     bracketed_paste: bool
+    #: True when its command line takes a first prompt that it submits itself
+    #: (``launch(initial_prompt=...)``); False: a first command is typed.
+    takes_initial_prompt: bool
     #: Quirks of its input box that typing must respect.
     delivery: DeliveryHints
 

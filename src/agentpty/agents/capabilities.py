@@ -127,8 +127,12 @@ class AgentReport:
     kind: ReportKind
     #: The conversation the report belongs to; a new one after /clear.
     conversation_id: str | None
-    #: Why a conversation started: "startup", "resume", "clear", "compact", ...
+    #: Why a conversation started, or a turn ended, in the agent's words (shown
+    #: to people as is, e.g. Claude Code's "startup", "resume", "clear", "compact").
     source: str | None = None
+    #: CONVERSATION_STARTED only: a new conversation (the agent's start-up, or
+    #: after it was cleared), not one that goes on (resumed, compacted mid-turn).
+    fresh: bool = False
     prompt: str | None = None
     tool: str | None = None
     #: Words for a person: the command a tool runs, the question asked.

@@ -131,6 +131,7 @@ class ClaudeProfile(InstalledCli):
         asking=PROMPT_DIALOG_MARKERS,
     )
     bracketed_paste = True
+    takes_initial_prompt = True
     delivery = DeliveryHints(
         resubmit_lost_enter=True, type_slash_commands=TYPED_PIECE, typed_over=TYPED_OVER
     )

@@ -101,8 +101,12 @@ class ClaudeHooks:
         event = payload.get("hook_event_name")
         conversation = _text(payload.get("session_id"))
         if event == "SessionStart":
+            source = _text(payload.get("source"))
             return AgentReport(
-                ReportKind.CONVERSATION_STARTED, conversation, source=_text(payload.get("source"))
+                ReportKind.CONVERSATION_STARTED,
+                conversation,
+                source=source,
+                fresh=source in ("startup", "clear"),
             )
         if event == "UserPromptSubmit":
             return AgentReport(

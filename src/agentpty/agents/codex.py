@@ -129,6 +129,7 @@ class CodexProfile(InstalledCli):
     #: Codex takes a bracketed paste as one block (a long one shows as
     #: "[Pasted Content N chars]"); Enter must come as a separate write.
     bracketed_paste = True
+    takes_initial_prompt = True
     delivery = DELIVERY
     hooks: HookSupport | None = None
 

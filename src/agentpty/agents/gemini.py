@@ -167,6 +167,7 @@ class GeminiProfile(InstalledCli):
     install_hint = INSTALL_HINT
     markers = MARKERS
     bracketed_paste = True
+    takes_initial_prompt = True
     delivery = DELIVERY
     hooks: HookSupport | None = None
 

@@ -29,6 +29,7 @@ class ShellProfile:
     markers = ScreenMarkers()
     # Commands are plain lines: a program reading the terminal may not know pastes.
     bracketed_paste = False
+    takes_initial_prompt = False
     delivery = DeliveryHints()
     conversations: ConversationSupport | None = None
     hooks: HookSupport | None = None

@@ -125,9 +125,7 @@ class AgentStateService:
             return await self.set(project_id, AgentState.IDLE, {"source": report.source or "hook"})
         if kind is ReportKind.CONVERSATION_STARTED:
             current = await self.view(project_id)
-            if current.state is AgentState.IDLE or (
-                current.state in ACTIVE and report.source not in ("clear", "startup")
-            ):
+            if current.state is AgentState.IDLE or (current.state in ACTIVE and not report.fresh):
                 return current
             return await self.set(project_id, AgentState.IDLE, {"source": report.source or "hook"})
         # CONVERSATION_ENDED: the process exit (with its code) follows and says more.

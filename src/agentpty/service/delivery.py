@@ -83,8 +83,9 @@ class CommandDelivery:
         """Deliver ``text`` into the project's terminal session, starting it if needed.
 
         ``as_initial_prompt``: if this call starts the process and the agent
-        keeps conversations, ``text`` is passed on its command line instead of
-        typed (the agent submits it itself); a running process gets it typed.
+        takes a first prompt on its command line (its profile says so),
+        ``text`` is passed there instead of typed (the agent submits it
+        itself); a running process gets it typed.
         """
         _, result, _ = await self._send(
             project, text, submit=submit, as_initial_prompt=as_initial_prompt
@@ -118,9 +119,9 @@ class CommandDelivery:
     ) -> tuple[LiveTerminal, DeliveryResult, bool]:
         """``send``; also returns the terminal session that got the text (a replacement, if
         any) and whether the text was typed (False: the agent's initial prompt)."""
-        # Only an agent with conversations takes the prompt on its command line (Claude Code).
+        profile = self.sessions.profiles.get(project.agent)
         initial = (
-            as_initial_prompt and submit and self.conversations.support(project.agent) is not None
+            as_initial_prompt and submit and profile is not None and profile.takes_initial_prompt
         )
         live, started = await self.sessions.ensure(
             project, initial_prompt=text if initial else None
