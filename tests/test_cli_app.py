@@ -7,8 +7,10 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.testing import CliRunner
 
 from agentpty import __version__
 from agentpty.cli.app import app
@@ -27,6 +29,24 @@ async def test_no_command_prints_the_overview() -> None:
     assert "agentpty projects new demo --agent shell" in result.stdout
     for command in ("serve", "attach", "projects", "milestones", "start", "stop", "send"):
         assert re.search(rf"^  {command}\b", result.stdout, re.M), command
+
+
+def test_no_help_shows_type_labels() -> None:
+    """Every command's help (run in this process) names values by metavars, not types."""
+    runner = CliRunner()
+
+    def paths(command: Any, path: list[str]) -> list[list[str]]:
+        found = [path]
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            found += paths(sub, [*path, name])
+        return found
+
+    every = paths(typer.main.get_command(app), [])
+    assert len(every) > 15
+    for path in every:
+        result = runner.invoke(app, [*path, "-h"])
+        assert result.exit_code == 0, (path, result.output)
+        assert not re.search(r"<(str|bool|int|float|path)>|\{[A-Z]+\}", result.output), path
 
 
 async def test_version_and_short_help() -> None:

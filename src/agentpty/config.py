@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     port: int = Field(8484, ge=0, le=65535, description="port to listen on; 0 picks a free one")
     data_dir: Path = Field(
         Path("~/.local/share/agentpty"),
-        description="where the token, the SQLite database and Claude settings live",
+        description="where the token, the SQLite database, the agents' hook settings and the "
+        "session host's sockets live",
     )
     database_url: str = Field(
         "", description="sqlite:///PATH or mongodb://...; default: agentpty.db in the data dir"

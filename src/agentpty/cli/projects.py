@@ -66,7 +66,9 @@ def new_project(
     name: Annotated[str, typer.Argument(metavar="NAME", help="a name for people")],
     agent: Annotated[
         str | None,
-        typer.Option(metavar="AGENT", help="claude, shell, ... [default: the server's]"),
+        typer.Option(
+            metavar="AGENT", help="claude, codex, gemini or shell [default: the server's]"
+        ),
     ] = None,
     workspace: Annotated[
         str | None,

@@ -102,7 +102,8 @@ def stop(
         ),
     ] = False,
     data_dir: Annotated[
-        Path | None, typer.Option(help="data dir whose sessions --all stops [AGENTPTY_DATA_DIR]")
+        Path | None,
+        typer.Option(metavar="DIR", help="data dir whose sessions --all stops [AGENTPTY_DATA_DIR]"),
     ] = None,
     url: UrlOpt = None,
     as_json: JsonOpt = False,
