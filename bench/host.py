@@ -45,10 +45,17 @@ def _pss_kib(pid: int) -> int:
     return 0
 
 
-def host_pss_mib(data_dir: Path) -> tuple[float, int]:
-    """Total PSS of the host's processes in MiB, and how many processes that is."""
+def host_pss_mib(data_dir: Path) -> tuple[float, int, str]:
+    """Total PSS of the host's processes in MiB, how many processes that is, and
+    where it goes (daemon, zygote, keepers' mean) as text."""
     pids = host_processes(data_dir)
-    return sum(_pss_kib(pid) for pid in pids) / 1024, len(pids)
+    pss = [_pss_kib(pid) for pid in pids]
+    if len(pss) < 2:
+        return sum(pss) / 1024, len(pids), ""
+    keepers = pss[2:]
+    mean = sum(keepers) / len(keepers) if keepers else 0.0
+    split = f"daemon {pss[0] / 1024:.1f} MiB, zygote {pss[1] / 1024:.1f} MiB, keeper {mean:.0f} KiB"
+    return sum(pss) / 1024, len(pids), split
 
 
 async def stop_host(data_dir: Path) -> None:

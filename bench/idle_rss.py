@@ -25,7 +25,7 @@ async def measure(bench: Bench) -> list[Row]:
     fleet = await bench.idle_fleet()
     after = bench.server.rss_mib()
     per_session = (after - bench.baseline_rss_mib) * 1024 / fleet.size
-    host_mib, host_processes = host_pss_mib(bench.server.data_dir)
+    host_mib, host_processes, split = host_pss_mib(bench.server.data_dir)
     with_host = per_session / 1024 + host_mib / fleet.size
     return [
         Row(
@@ -36,7 +36,8 @@ async def measure(bench: Bench) -> list[Row]:
         ),
         Row(
             f"(d) server + session host memory per idle session ({fleet.size} sessions)",
-            f"{with_host:.2f} MiB (host: {host_processes} processes, PSS {host_mib:.1f} MiB)",
+            f"{with_host:.2f} MiB (host: {host_processes} processes, PSS {host_mib:.1f} MiB: "
+            f"{split})",
             f"≤ {BUDGET_WITH_HOST_MIB:g} MiB",
             with_host <= BUDGET_WITH_HOST_MIB,
         ),

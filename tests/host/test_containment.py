@@ -1,14 +1,23 @@
-"""Nothing an agent starts escapes a stop: nohup jobs, setsid and double-forked daemons."""
+"""Nothing an agent starts escapes a stop: nohup jobs, setsid and double-forked daemons.
+
+Also when the stop is the session host's death, and an agent that cannot be
+started says why.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
+from agentpty.agents.base import agent_env
+from agentpty.agents.shell import ShellProfile
+from agentpty.host.client import host_pid
 from tests.helpers import RunningServer, eventually, make_settings, serve, timeout
 from tests.host.hostutil import alive_with_arg
 
@@ -132,3 +141,43 @@ async def test_stop_all_without_host_says_so(data_dir: Path) -> None:
     out, _ = await asyncio.wait_for(command.communicate(), timeout(30))
     assert command.returncode == 0
     assert out.decode().strip() == f"no session host runs for {data_dir}: no session to stop"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_host_killed_leaves_no_process(data_dir: Path, mode: str) -> None:
+    """kill -9 of the session host: each keeper takes its whole tree (and cgroup) down."""
+    settings = make_settings(data_dir, session_cgroups=mode == "cgroup")
+    async with serve(settings) as server:
+        project = await server.create_project()
+        args = await start_escapees(server, project)
+        await check_containment(server, project, mode)
+        host = host_pid(settings.run_dir)
+        assert host is not None
+        os.kill(host, signal.SIGKILL)
+
+        async def none_left() -> bool:
+            return not survivors(args)
+
+        await eventually(none_left, wait=10)
+
+
+def not_a_program(folder: Path) -> Path:
+    """An executable file the kernel refuses to run (neither ELF nor a script)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "not-a-program"
+    path.write_bytes(b"\x00\x01 garbage")
+    path.chmod(0o755)
+    return path
+
+
+async def test_agent_that_cannot_start_says_why(data_dir: Path) -> None:
+    """An executable the kernel refuses: the start answers 502 with the reason, nothing runs."""
+    garbage = not_a_program(data_dir)
+    settings = make_settings(data_dir)
+    shell = ShellProfile(agent_env(os.environ), shell=str(garbage), args=())
+    async with serve(settings, {"shell": shell}) as server:
+        project = await server.create_project()
+        async with server.http() as http:
+            response = await http.post(f"/api/output-projects/{project}/session")
+        assert response.status_code == 502, response.text
+        assert response.json()["detail"] == f"cannot start {str(garbage)!r}: Exec format error"

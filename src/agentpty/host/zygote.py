@@ -6,9 +6,12 @@ keeper too (2.5 MiB each after a second, measured, and growing with the
 host's age). The zygote is exec'd (``python -S``, no site-packages, no
 asyncio, no logging: it imports ``keeper`` and small C modules only) and
 then sits still in ``recvmsg``, so a keeper forked from it owns little more
-than the pages it writes itself. It ignores SIGCHLD (the kernel reaps
-keepers) and dies with the host (``PR_SET_PDEATHSIG``); keepers die with it
-and take their trees with them.
+than the pages it writes itself. Each page the zygote writes after a fork
+becomes the earlier keepers' own, so per request it only receives (into one
+private ``mmap`` buffer), forks and replies; the request is decoded in the
+agent's process, whose pages ``exec`` discards. It ignores SIGCHLD (the
+kernel reaps keepers) and dies with the host (``PR_SET_PDEATHSIG``); keepers
+die with it and take their trees with them.
 
 Requests are NUL-separated fields (cwd, cgroup, argv count, argv, env
 entries) with the PTY slave and two pipes as ``SCM_RIGHTS``; the reply is
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import _socket
 import gc
+import mmap
 import os
 import signal
 import struct
 import sys
 
-from agentpty.host.keeper import PR_SET_PDEATHSIG, prctl, spawn_keeper
+from agentpty.host.keeper import PR_SET_PDEATHSIG, encode_request, prctl, run_keeper
 
 #: Not ``typing.TYPE_CHECKING``: importing typing costs the zygote pages.
 TYPE_CHECKING = False
@@ -32,7 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-__all__ = ["Zygote", "decode_request", "encode_request", "main"]
+__all__ = ["Zygote", "main"]
 
 PID = struct.Struct(">i")
 #: A spawn request holds the agent's whole environment.
@@ -40,21 +44,6 @@ MAX_REQUEST = 4 * 1024 * 1024
 FD = struct.Struct("i")
 #: sys.argv of ``python -S -c BOOT <fd> <host pid> <path of the agentpty package's parent>``.
 BOOT = "import sys; sys.path.insert(0, sys.argv[3]); from agentpty.host.zygote import main; main()"
-
-
-def encode_request(argv: list[str], cwd: str, env: dict[str, str], cgroup: str | None) -> bytes:
-    fields = [cwd, cgroup or "", str(len(argv)), *argv, *(f"{k}={v}" for k, v in env.items())]
-    if any("\0" in field for field in fields):
-        raise ValueError("argv, cwd and environment cannot contain NUL characters")
-    return "\0".join(fields).encode("utf-8", "surrogateescape")
-
-
-def decode_request(data: bytes) -> tuple[list[str], str, dict[str, str], str | None]:
-    fields = data.decode("utf-8", "surrogateescape").split("\0")
-    cwd, cgroup, count = fields[0], fields[1], int(fields[2])
-    argv = fields[3 : 3 + count]
-    env = dict(entry.split("=", 1) for entry in fields[3 + count :] if "=" in entry)
-    return argv, cwd, env, cgroup or None
 
 
 class Zygote:
@@ -102,48 +91,47 @@ class Zygote:
         return pid
 
 
-def _receive(sock: Any) -> tuple[bytes, list[int]]:  # pragma: no cover - in the zygote
-    message, ancillary, _, _ = sock.recvmsg(MAX_REQUEST, _socket.CMSG_SPACE(3 * FD.size))
+def _receive(sock: Any, buffer: Any) -> tuple[int, list[int]]:  # pragma: no cover - zygote
+    size, ancillary, _, _ = sock.recvmsg_into([buffer], _socket.CMSG_SPACE(3 * FD.size))
     fds: list[int] = []
     for level, kind, data in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             usable = len(data) - len(data) % FD.size
             fds += [FD.unpack_from(data, offset)[0] for offset in range(0, usable, FD.size)]
-    return message, fds
+    return size, fds
 
 
 def main() -> None:  # pragma: no cover - runs in the zygote
+    """Fork a keeper per request, doing as little as possible here in between.
+
+    Every page the zygote writes after a keeper was forked becomes that
+    keeper's own copy, so the request is decoded in the child, and it
+    arrives in a buffer mapped once (``mmap``: its pages exist only as far
+    as requests have reached), not in a new bytes object each time.
+    """
     sock = _socket.socket(fileno=int(sys.argv[1]))
+    me = os.getpid()
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != int(sys.argv[2]):
         return  # the host died before the line above
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
+    # Private: a keeper keeps the request it was forked with while the next arrives.
+    buffer = mmap.mmap(-1, MAX_REQUEST, flags=mmap.MAP_PRIVATE)
     gc.freeze()
     gc.disable()
     while True:
-        message, fds = _receive(sock)
-        if not message:
+        size, fds = _receive(sock, buffer)
+        if not size:
             return  # the host closed its end: it is gone
-        try:
-            # Received descriptors are inheritable: the agent must not keep them.
-            for fd in fds:
-                os.set_inheritable(fd, False)
-            slave, status, exit_pipe = fds
-            argv, cwd, env, cgroup = decode_request(message)
-            pid = spawn_keeper(
-                argv,
-                cwd=cwd,
-                env=env,
-                slave=slave,
-                status=status,
-                exit_pipe=exit_pipe,
-                cgroup=cgroup,
-            )
-        except OSError as exc:
-            pid = -(exc.errno or 1)
-        except ValueError:
-            pid = -22  # EINVAL: the host sent a bad request
-        finally:
-            for fd in fds:
-                os.close(fd)
-        sock.send(PID.pack(pid))
+        if len(fds) != 3:
+            reply = -22  # EINVAL: the host sent a bad request
+        else:
+            try:
+                reply = os.fork()
+            except OSError as exc:
+                reply = -(exc.errno or 1)
+            if reply == 0:
+                run_keeper(buffer, size, fds, parent=me)
+        for fd in fds:
+            os.close(fd)
+        sock.send(PID.pack(reply))
