@@ -94,12 +94,19 @@ class HostClient:
     """One server's connection to the session host of its data dir."""
 
     def __init__(
-        self, run_dir: Path, *, ring_size: int = 1024 * 1024, cgroups: bool = True
+        self,
+        run_dir: Path,
+        *,
+        ring_size: int = 1024 * 1024,
+        cgroups: bool = True,
+        event_loop: str = "auto",
     ) -> None:
         self.run_dir = run_dir
         self.ring_size = ring_size
         #: Whether a host this client starts may use cgroups (a running host keeps its choice).
         self.cgroups = cgroups
+        #: The event loop of a host this client starts: "asyncio", else uvloop if installed.
+        self.event_loop = event_loop
         self.host_pid: int | None = None
         self.containment: str | None = None
         self._protocol: _Protocol | None = None
@@ -165,6 +172,7 @@ class HostClient:
                 str(self.run_dir),
                 str(self.ring_size),
                 "cgroups" if self.cgroups else "no-cgroups",
+                self.event_loop,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,

@@ -142,6 +142,7 @@ class Services:
                 settings.run_dir,
                 ring_size=settings.host_ring_size,
                 cgroups=settings.session_cgroups,
+                event_loop=settings.event_loop,
             )
             factory = hosted_factory(host)
         history = History(store)
