@@ -98,8 +98,9 @@ class Settings(BaseSettings):
         "more server CPU; default: on unless the server listens on loopback only",
     )
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
-        "auto", description="event loop of the server and of the session host it starts: uvloop "
-        "when installed (auto), or asyncio's own"
+        "auto",
+        description="event loop of the server and of the session host it starts: uvloop "
+        "when installed (auto), or asyncio's own",
     )
     allowed_origins: str = Field(
         "", description="extra browser origins allowed on WebSockets (host[:port], comma separated)"

@@ -52,6 +52,10 @@ def encode_data(kind: Kind, key: str, data: bytes) -> bytes:
 Message = tuple[Kind, Any]
 
 
+#: Kinds by their byte (a dict lookup: the enum's own call costs more per frame).
+_KINDS = {int(kind): kind for kind in Kind}
+
+
 class Decoder:
     """Turns a byte stream into messages.
 
@@ -64,45 +68,54 @@ class Decoder:
         self._buffer = bytearray()
 
     def feed(self, data: bytes) -> list[Message]:
-        self._buffer += data
+        # Every keystroke and every output read crosses here, usually as whole
+        # frames: those are parsed from ``data`` itself, and only a frame cut by
+        # the transport waits in the buffer (one copy fewer per frame).
+        if self._buffer:
+            self._buffer += data
+            source: bytes | bytearray = self._buffer
+        else:
+            source = data
         messages: list[Message] = []
-        view = self._buffer
+        length = len(source)
         offset = 0
-        while len(view) - offset >= HEADER.size:
-            size, raw_kind = HEADER.unpack_from(view, offset)
+        while length - offset >= HEADER.size:
+            size, raw_kind = HEADER.unpack_from(source, offset)
             if size > MAX_FRAME:
                 raise ProtocolError(f"frame of {size} bytes exceeds {MAX_FRAME}")
             end = offset + HEADER.size + size
-            if len(view) < end:
+            if length < end:
                 break
-            payload = bytes(view[offset + HEADER.size : end])
+            messages.append(_message(raw_kind, source, offset + HEADER.size, end))
             offset = end
-            messages.append(self._message(raw_kind, payload))
-        del self._buffer[:offset]
+        if source is self._buffer:
+            del self._buffer[:offset]
+        elif offset < length:
+            self._buffer += memoryview(data)[offset:]
         return messages
 
-    @staticmethod
-    def _message(raw_kind: int, payload: bytes) -> Message:
+
+def _message(raw_kind: int, source: bytes | bytearray, start: int, end: int) -> Message:
+    """The message in ``source[start:end]``, a frame's payload."""
+    kind = _KINDS.get(raw_kind)
+    if kind is None:
+        raise ProtocolError(f"unknown frame kind {raw_kind}")
+    if kind in DATA_KINDS:
+        if end - start < KEY_LEN.size:
+            raise ProtocolError("data frame without a key")
+        (key_len,) = KEY_LEN.unpack_from(source, start)
+        key_end = start + KEY_LEN.size + key_len
+        if end < key_end:
+            raise ProtocolError("data frame shorter than its key")
         try:
-            kind = Kind(raw_kind)
-        except ValueError:
-            raise ProtocolError(f"unknown frame kind {raw_kind}") from None
-        if kind in DATA_KINDS:
-            if len(payload) < KEY_LEN.size:
-                raise ProtocolError("data frame without a key")
-            (key_len,) = KEY_LEN.unpack_from(payload)
-            start = KEY_LEN.size + key_len
-            if len(payload) < start:
-                raise ProtocolError("data frame shorter than its key")
-            try:
-                key = payload[KEY_LEN.size : start].decode()
-            except UnicodeDecodeError:
-                raise ProtocolError("data frame key is not UTF-8") from None
-            return kind, (key, payload[start:])
-        try:
-            message = json.loads(payload)
-        except ValueError:
-            raise ProtocolError("control frame is not JSON") from None
-        if not isinstance(message, dict):
-            raise ProtocolError("control frame is not a JSON object")
-        return kind, message
+            key = source[start + KEY_LEN.size : key_end].decode()
+        except UnicodeDecodeError:
+            raise ProtocolError("data frame key is not UTF-8") from None
+        return kind, (key, bytes(source[key_end:end]))
+    try:
+        message = json.loads(source[start:end])
+    except ValueError:
+        raise ProtocolError("control frame is not JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("control frame is not a JSON object")
+    return kind, message
