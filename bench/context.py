@@ -41,3 +41,10 @@ class Bench:
     @property
     def idle_sessions(self) -> int:
         return 0 if self.fleet is None else self.fleet.size
+
+    @property
+    def hosted(self) -> bool:
+        """True when the server's sessions live in the session host (its budgets apply)."""
+        from bench.host import host_processes
+
+        return bool(host_processes(self.server.data_dir))
