@@ -105,9 +105,10 @@ def main() -> None:  # pragma: no cover - runs in the zygote
     """Fork a keeper per request, doing as little as possible here in between.
 
     Every page the zygote writes after a keeper was forked becomes that
-    keeper's own copy, so the request is decoded in the child, and it
-    arrives in a buffer mapped once (``mmap``: its pages exist only as far
-    as requests have reached), not in a new bytes object each time.
+    keeper's own copy, so the request is not decoded here (the agent's
+    process decodes it, see ``keeper.run_keeper``), and it arrives in a
+    buffer mapped once (``mmap``: its pages exist only as far as requests
+    have reached), not in a new bytes object each time.
     """
     sock = _socket.socket(fileno=int(sys.argv[1]))
     me = os.getpid()
