@@ -37,8 +37,9 @@ def test_no_help_shows_type_labels() -> None:
 
     def paths(command: Any, path: list[str]) -> list[list[str]]:
         found = [path]
-        for name, sub in (getattr(command, "commands", None) or {}).items():
-            found += paths(sub, [*path, name])
+        if hasattr(command, "list_commands"):  # a group (serve is built on request)
+            for name in command.list_commands(None):
+                found += paths(command.get_command(None, name), [*path, name])
         return found
 
     every = paths(typer.main.get_command(app), [])
@@ -47,6 +48,20 @@ def test_no_help_shows_type_labels() -> None:
         result = runner.invoke(app, [*path, "-h"])
         assert result.exit_code == 0, (path, result.output)
         assert not re.search(r"<(str|bool|int|float|path)>|\{[A-Z]+\}", result.output), path
+
+
+async def test_client_commands_start_without_pydantic() -> None:
+    """The command line loads pydantic (the settings, the server's message models) only for
+    ``serve``: every other command starts a quarter of a second sooner without it."""
+    probe = (
+        "import sys; from agentpty.cli.app import app; "
+        "print(sorted(m for m in ('pydantic', 'agentpty.config') if m in sys.modules))"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, env=ENV, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout(60))
+    assert out.decode().strip() == "[]"
 
 
 async def test_version_and_short_help() -> None:
@@ -63,7 +78,7 @@ async def test_version_and_short_help() -> None:
 def test_every_setting_is_a_serve_flag_with_its_description() -> None:
     """serve has one flag per Settings field, helped by the field's own description."""
     command = typer.main.get_command(app)
-    serve = command.commands["serve"]  # type: ignore[attr-defined]
+    serve = command.get_command(None, "serve")  # type: ignore[attr-defined]
     options = {param.name: param for param in serve.params}
     for name, field in Settings.model_fields.items():
         assert field.description, f"Settings.{name} has no description"

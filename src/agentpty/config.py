@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentpty import defaults
+
 __all__ = ["MIN_TOKEN_LENGTH", "Settings", "WeakToken", "load_or_create_token", "mask_url"]
 
 #: Shorter tokens are refused at start: a guessable token is a remote shell.
@@ -27,10 +29,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AGENTPTY_", extra="ignore")
 
-    host: str = Field("127.0.0.1", description="address to bind; keep loopback unless proxied")
-    port: int = Field(8484, ge=0, le=65535, description="port to listen on; 0 picks a free one")
+    host: str = Field(defaults.HOST, description="address to bind; keep loopback unless proxied")
+    port: int = Field(
+        defaults.PORT, ge=0, le=65535, description="port to listen on; 0 picks a free one"
+    )
     data_dir: Path = Field(
-        Path("~/.local/share/agentpty"),
+        defaults.DATA_DIR,
         description="where the token, the SQLite database, the agents' hook settings and the "
         "session host's sockets live",
     )

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agentpty.terminal.client_messages import parse_client_message
 from agentpty.terminal.protocol import (
     BINARY,
     JSON,
@@ -16,7 +17,6 @@ from agentpty.terminal.protocol import (
     closed_frame,
     input_frame,
     output_frame,
-    parse_client_message,
     parse_server_frame,
     resize_frame,
     signal_frame,

@@ -29,17 +29,15 @@ from agentpty.domain.errors import AgentptyError, NotFound
 from agentpty.domain.models import OutputProject
 from agentpty.service.container import Services
 from agentpty.service.sessions import LiveTerminal
+from agentpty.terminal.client_messages import InputMessage, ResizeMessage, parse_client_message
 from agentpty.terminal.protocol import (
     BINARY,
     CloseCode,
-    InputMessage,
     ProtocolError,
-    ResizeMessage,
     choose_subprotocol,
     closed_frame,
     error_frame,
     output_frame,
-    parse_client_message,
     state_frame,
     status_frame,
 )

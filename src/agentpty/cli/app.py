@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from agentpty import __version__
 from agentpty.cli import milestones, projects, sessions
 from agentpty.cli.client import CliError
 from agentpty.cli.hook import hook
 from agentpty.cli.options import Command
-from agentpty.cli.serve import serve
 
 __all__ = ["app", "main"]
 
@@ -30,7 +30,34 @@ http://127.0.0.1:8484, and its token in AGENTPTY_TOKEN or the local data dir.
 PROJECT may be an id, a name or a unique prefix of either.
 """
 
+
+class _Root(TyperGroup):
+    """The root group; ``serve`` is built when it is asked for.
+
+    Its flags are generated from the settings (pydantic), a quarter of a
+    second of imports that a client command (``projects``, ``attach``)
+    should not pay at every start.
+    """
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return ["serve", *super().list_commands(ctx)]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name == "serve":
+            return _serve_command()
+        return super().get_command(ctx, name)
+
+
+def _serve_command() -> Any:
+    from agentpty.cli.serve import serve
+
+    single = typer.Typer(add_completion=False, rich_markup_mode=None)
+    single.command("serve", cls=Command)(serve())
+    return typer.main.get_command(single)
+
+
 app = typer.Typer(
+    cls=_Root,
     help=OVERVIEW,
     add_completion=False,
     rich_markup_mode=None,
@@ -58,7 +85,6 @@ def _root(
         typer.echo(ctx.get_help())
 
 
-app.command("serve", cls=Command)(serve())
 app.command(cls=Command)(sessions.attach)
 app.add_typer(projects.app, name="projects")
 app.command(cls=Command)(sessions.start)

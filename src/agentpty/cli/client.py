@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from agentpty.config import Settings
+from agentpty import defaults
 
 __all__ = ["Api", "CliError", "Target", "resolve_target"]
 
@@ -56,8 +56,8 @@ class Target:
 
 
 def _default_url() -> str:
-    host = os.environ.get("AGENTPTY_HOST") or str(Settings.model_fields["host"].default)
-    port = os.environ.get("AGENTPTY_PORT") or str(Settings.model_fields["port"].default)
+    host = os.environ.get("AGENTPTY_HOST") or defaults.HOST
+    port = os.environ.get("AGENTPTY_PORT") or str(defaults.PORT)
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
@@ -74,7 +74,7 @@ def _is_loopback(url: str) -> bool:
 
 
 def _token_file() -> Path:
-    data_dir = os.environ.get("AGENTPTY_DATA_DIR") or str(Settings.model_fields["data_dir"].default)
+    data_dir = os.environ.get("AGENTPTY_DATA_DIR") or str(defaults.DATA_DIR)
     return Path(data_dir).expanduser() / "token"
 
 

@@ -101,7 +101,9 @@ def _serve(log_level: LogLevel = LogLevel.INFO, **values: Any) -> None:
     """Serve the API, the web UI and the terminals until SIGINT or SIGTERM.
 
     Every setting is a flag here and an AGENTPTY_* variable; flags win. On the
-    way out every agent process group is stopped.
+    way out the server detaches: agents keep running in the session host, and
+    the next server adopts them (--stop-on-shutdown stops them instead;
+    'agentpty stop --all' stops them with no server running).
     """
     from agentpty.server import loop_factory, run
 

@@ -15,7 +15,9 @@ Two dialects, chosen by the client with ``Sec-WebSocket-Protocol``:
 
 The server accepts the first dialect it knows from the client's list
 (``choose_subprotocol``). Clients use ``parse_server_frame`` to read either
-dialect and ``input_frame``/``resize_frame``/``signal_frame`` to write.
+dialect and ``input_frame``/``resize_frame``/``signal_frame`` to write. The
+server validates client frames with ``client_messages.parse_client_message``
+(pydantic, which clients such as ``agentpty attach`` need not import).
 
 ``status`` names the project as ``project_id``. Its ``session_id`` key
 repeats the project id for clients of the previous release: deprecated,
@@ -29,9 +31,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from typing import Any
 
 __all__ = [
     "BINARY",
@@ -39,17 +39,13 @@ __all__ = [
     "MAX_FRAME",
     "SUBPROTOCOLS",
     "CloseCode",
-    "InputMessage",
     "ProtocolError",
-    "ResizeMessage",
     "ServerMessage",
-    "SignalMessage",
     "choose_subprotocol",
     "closed_frame",
     "error_frame",
     "input_frame",
     "output_frame",
-    "parse_client_message",
     "parse_server_frame",
     "resize_frame",
     "signal_frame",
@@ -82,28 +78,6 @@ class CloseCode(IntEnum):
     START_FAILED = 4005
 
 
-class InputMessage(BaseModel):
-    type: Literal["input"]
-    data: str
-
-
-class ResizeMessage(BaseModel):
-    type: Literal["resize"]
-    rows: Annotated[int, Field(ge=1, le=1000)]
-    cols: Annotated[int, Field(ge=1, le=1000)]
-
-
-class SignalMessage(BaseModel):
-    type: Literal["signal"]
-    signal: Literal["SIGINT", "SIGTERM", "EOF"]
-
-
-ClientMessage = Annotated[InputMessage | ResizeMessage | SignalMessage, Field(discriminator="type")]
-_client_adapter: TypeAdapter[InputMessage | ResizeMessage | SignalMessage] = TypeAdapter(
-    ClientMessage
-)
-
-
 class ProtocolError(Exception):
     """A client frame that cannot be used; the connection goes on."""
 
@@ -111,35 +85,6 @@ class ProtocolError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def parse_client_message(raw: str | bytes) -> InputMessage | ResizeMessage | SignalMessage:
-    """Decode one client frame or raise ``ProtocolError`` saying what is wrong."""
-    size = len(raw.encode() if isinstance(raw, str) else raw)
-    if size > MAX_FRAME:
-        raise ProtocolError(
-            "FRAME_TOO_LARGE",
-            f"frame of {size} bytes exceeds {MAX_FRAME}; split input into smaller frames",
-        )
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError("INVALID_JSON", f"frame is not valid JSON: {exc}") from exc
-    if not isinstance(payload, dict) or "type" not in payload:
-        raise ProtocolError("INVALID_MESSAGE", 'expected an object with a "type" field')
-    kind = payload["type"]
-    if kind not in ("input", "resize", "signal"):
-        raise ProtocolError(
-            "UNKNOWN_TYPE", f"unknown message type {kind!r}; use input, resize or signal"
-        )
-    try:
-        return _client_adapter.validate_python(payload)
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'][1:]) or 'message'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ProtocolError("INVALID_MESSAGE", f"invalid {kind} message: {details}") from exc
 
 
 def status_frame(**fields: Any) -> str:
