@@ -171,7 +171,11 @@ async def _await_confirmation(
         async with asyncio.timeout(confirm_timeout):
             return await decided
     except TimeoutError:
-        missing = "the agent did not report the prompt" if expected else "its echo did not show"
+        missing = (
+            "the agent did not report the prompt"
+            if expected is not None
+            else "its echo did not show"
+        )
         return Delivery(
             Confirmation.UNCONFIRMED, f"typed, but {missing} within {confirm_timeout:g} s"
         )
