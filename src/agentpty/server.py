@@ -23,6 +23,7 @@ from agentpty.api.connections import AcceptErrorLog, ConnectionLimits, guarded_h
 from agentpty.config import Settings, WeakToken, load_or_create_token, mask_url
 from agentpty.datadir import DataDirError, prepare_data_dir, raise_open_files_limit, secure_files
 from agentpty.domain.errors import AgentptyError
+from agentpty.eventloop import event_loop_factory
 from agentpty.host.client import prepare_run_dir
 from agentpty.secrets_guard import protect_process
 from agentpty.service.container import Services
@@ -137,15 +138,7 @@ def loop_factory(overrides: dict[str, Any]) -> Callable[[], asyncio.AbstractEven
         choice = Settings(**overrides).event_loop
     except ValidationError:
         return None
-    if choice == "asyncio":
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        if choice == "uvloop":
-            print("agentpty: uvloop is not installed; using asyncio's loop", file=sys.stderr)
-        return None
-    return uvloop.new_event_loop
+    return event_loop_factory(choice)
 
 
 def lock_data_dir(run_dir: Path) -> int | None:

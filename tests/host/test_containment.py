@@ -7,16 +7,21 @@ started says why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agentpty.agents.base import agent_env
 from agentpty.agents.shell import ShellProfile
+from agentpty.config import Settings
 from agentpty.host.client import host_pid
 from tests.helpers import RunningServer, eventually, make_settings, serve, timeout
 from tests.host.hostutil import alive_with_arg
@@ -61,28 +66,50 @@ async def check_containment(server: RunningServer, project: str, mode: str) -> N
     assert info["containment"] == mode, info
 
 
-@pytest.mark.parametrize("mode", MODES)
-async def test_delete_session_leaves_no_process(data_dir: Path, mode: str) -> None:
-    """DELETE …/session: every daemon the shell started is gone when it returns."""
-    settings = make_settings(data_dir, session_cgroups=mode == "cgroup")
+@dataclass
+class Escaped:
+    settings: Settings
+    server: RunningServer
+    project: str
+    #: The escapees' unique sleep arguments (``survivors`` finds them).
+    args: list[str]
+
+
+@contextlib.asynccontextmanager
+async def escapees_started(data_dir: Path, mode: str, **overrides: Any) -> AsyncIterator[Escaped]:
+    """A server whose shell project has started every kind of escapee, contained by ``mode``."""
+    settings = make_settings(data_dir, session_cgroups=mode == "cgroup", **overrides)
     async with serve(settings) as server:
         project = await server.create_project()
         args = await start_escapees(server, project)
         await check_containment(server, project, mode)
-        async with server.http() as http:
-            response = await http.delete(f"/api/output-projects/{project}/session")
+        yield Escaped(settings, server, project, args)
+
+
+async def none_survive(args: list[str]) -> None:
+    """Wait until no escapee is alive (a stop's SIGKILL comes after its grace period)."""
+
+    async def none_left() -> bool:
+        return not survivors(args)
+
+    await eventually(none_left, wait=10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_delete_session_leaves_no_process(data_dir: Path, mode: str) -> None:
+    """DELETE …/session: every daemon the shell started is gone when it returns."""
+    async with escapees_started(data_dir, mode) as escaped:
+        async with escaped.server.http() as http:
+            response = await http.delete(f"/api/output-projects/{escaped.project}/session")
             assert response.status_code == 200, response.text
-        assert not survivors(args)
+        assert not survivors(escaped.args)
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_idle_stop_leaves_no_process(data_dir: Path, mode: str) -> None:
     """The host's idle stop (no client, no output) ends every daemon the shell started."""
-    settings = make_settings(data_dir, session_cgroups=mode == "cgroup", idle_timeout=2)
-    async with serve(settings) as server:
-        project = await server.create_project()
-        args = await start_escapees(server, project)
-        await check_containment(server, project, mode)
+    async with escapees_started(data_dir, mode, idle_timeout=2) as escaped:
+        server, project = escaped.server, escaped.project
 
         async def exited() -> bool:
             async with server.http() as http:
@@ -93,10 +120,7 @@ async def test_idle_stop_leaves_no_process(data_dir: Path, mode: str) -> None:
 
         # The session is exited when its agent is; what the agent left is then
         # stopped (SIGKILL after the grace period).
-        async def none_left() -> bool:
-            return not survivors(args)
-
-        await eventually(none_left, wait=10)
+        await none_survive(escaped.args)
         async with server.http() as http:
             events = (await http.get(f"/api/output-projects/{project}/events")).json()["events"]
         assert [e["detail"]["reason"] for e in events if e["kind"] == "exited"] == ["idle"]
@@ -105,10 +129,7 @@ async def test_idle_stop_leaves_no_process(data_dir: Path, mode: str) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_stop_all_command_leaves_no_process(data_dir: Path, mode: str) -> None:
     """``agentpty stop --all`` stops every session and all their daemons."""
-    settings = make_settings(data_dir, session_cgroups=mode == "cgroup")
-    async with serve(settings) as server:
-        project = await server.create_project()
-        args = await start_escapees(server, project)
+    async with escapees_started(data_dir, mode) as escaped:
         command = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -123,7 +144,7 @@ async def test_stop_all_command_leaves_no_process(data_dir: Path, mode: str) -> 
         out, err = await asyncio.wait_for(command.communicate(), timeout(30))
         assert command.returncode == 0, err.decode()
         assert out.decode().strip() == "stopped 1 session(s)"
-        assert not survivors(args)
+        assert not survivors(escaped.args)
 
 
 async def test_stop_all_without_host_says_so(data_dir: Path) -> None:
@@ -146,19 +167,11 @@ async def test_stop_all_without_host_says_so(data_dir: Path) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_host_killed_leaves_no_process(data_dir: Path, mode: str) -> None:
     """kill -9 of the session host: each keeper takes its whole tree (and cgroup) down."""
-    settings = make_settings(data_dir, session_cgroups=mode == "cgroup")
-    async with serve(settings) as server:
-        project = await server.create_project()
-        args = await start_escapees(server, project)
-        await check_containment(server, project, mode)
-        host = host_pid(settings.run_dir)
+    async with escapees_started(data_dir, mode) as escaped:
+        host = host_pid(escaped.settings.run_dir)
         assert host is not None
         os.kill(host, signal.SIGKILL)
-
-        async def none_left() -> bool:
-            return not survivors(args)
-
-        await eventually(none_left, wait=10)
+        await none_survive(escaped.args)
 
 
 def not_a_program(folder: Path) -> Path:

@@ -117,7 +117,10 @@ _request_size = 0
 def _host_died(signum: int, frame: object) -> None:  # pragma: no cover - in the keeper
     cgroup = None
     if _request is not None:
-        cgroup = bytes(_request[:_request_size]).split(b"\0", 2)[1].decode() or None
+        try:
+            cgroup = decode_request(bytes(_request[:_request_size]))[3]
+        except (ValueError, IndexError):
+            pass  # a bad request started no agent; the tree is still swept below
     _kill_tree(os.getpid(), cgroup)
     os._exit(128 + _signal.SIGKILL)
 
