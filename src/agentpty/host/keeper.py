@@ -117,7 +117,8 @@ _request_size = 0
 def _host_died(signum: int, frame: object) -> None:  # pragma: no cover - in the keeper
     cgroup = None
     if _request is not None:
-        try:
+        # Not contextlib.suppress: importing contextlib would cost the zygote pages.
+        try:  # noqa: SIM105
             cgroup = decode_request(bytes(_request[:_request_size]))[3]
         except (ValueError, IndexError):
             pass  # a bad request started no agent; the tree is still swept below
