@@ -298,7 +298,17 @@ async def serve(
     port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
     services.set_server_url(base_url, TOKEN)
-    config = uvicorn.Config(app, log_level="warning", ws_max_size=1024 * 1024, lifespan="on")
+    # A test's client often waits longer than uvicorn's 5 s keep-alive between
+    # two requests: the server then closes the idle connection just as the
+    # client reuses it, and the request fails with a ReadError (not a bug of
+    # either; real clients retry or reconnect). Tests keep their connections.
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        ws_max_size=1024 * 1024,
+        lifespan="on",
+        timeout_keep_alive=120,
+    )
     server = uvicorn.Server(config)
     # serve() in the main thread takes SIGINT/SIGTERM for itself (capture_signals);
     # Ctrl-C must stop pytest, not quietly shut this test's server down.

@@ -11,11 +11,13 @@ import logging
 import os
 import select
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from agentpty.host.codec import Decoder, Kind, ProtocolError, encode_control, encode_data
+from agentpty.host.ring import SharedRing
 
 __all__ = [
     "HostClient",
@@ -209,6 +211,71 @@ class HostClient:
         with contextlib.suppress(HostLost):
             self._send(encode_control(Kind.REQUEST, {"id": None, "op": op, **fields}))
 
+    async def borrow(self, key: str) -> tuple[int, SharedRing]:
+        """Take over reading and writing the session's PTY: its master fd and its ring.
+
+        The host stops reading before it answers, and every output frame it
+        sent earlier has been handled when this returns: the caller's own reads
+        continue the stream. ``give_back`` (or closing the connection) returns it.
+        """
+        await self.request("lend", key=key)
+        try:
+            master, ring_fd = await self._fetch_fds(key)
+        except BaseException:
+            self.notify("give_back", key=key)
+            raise
+        try:
+            ring = SharedRing.open(ring_fd)
+        except (OSError, ValueError):
+            os.close(master)
+            self.notify("give_back", key=key)
+            raise
+        return master, ring
+
+    async def _fetch_fds(self, key: str) -> tuple[int, int]:
+        """Ask for the fds on a connection of their own (the main one is a transport's)."""
+        loop = asyncio.get_running_loop()
+        path, dir_fd = _socket_path(self.run_dir)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        fds: list[int] = []
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, path)
+            await loop.sock_sendall(
+                sock, encode_control(Kind.REQUEST, {"id": 1, "op": "fds", "key": key})
+            )
+            decoder = Decoder()
+            while True:
+                readable = loop.create_future()
+                loop.add_reader(sock.fileno(), _set_once, readable)
+                try:
+                    await readable
+                finally:
+                    loop.remove_reader(sock.fileno())
+                try:
+                    data, received, _, _ = socket.recv_fds(sock, 65536, 2, socket.MSG_CMSG_CLOEXEC)
+                except BlockingIOError:
+                    continue
+                fds += received
+                if not data:
+                    raise HostLost("the session host closed the connection")
+                for kind, message in decoder.feed(data):
+                    if kind is not Kind.REPLY:
+                        continue
+                    if "error" in message:
+                        raise HostError(str(message["error"]))
+                    if len(fds) != 2:
+                        raise HostError(f"the session host sent {len(fds)} fds, not 2")
+                    master, ring_fd = fds
+                    fds = []
+                    return master, ring_fd
+        finally:
+            sock.close()
+            if dir_fd is not None:
+                os.close(dir_fd)
+            for fd in fds:
+                os.close(fd)
+
     def send_input(self, key: str, data: bytes) -> None:
         self._send(encode_data(Kind.INPUT, key, data))
 
@@ -258,6 +325,12 @@ class HostClient:
         self._handlers.clear()
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    # A reader fires on every loop pass until removed: the waiter may not have run yet.
+    if not future.done():
+        future.set_result(None)
 
 
 def host_pid(run_dir: Path) -> int | None:

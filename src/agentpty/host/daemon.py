@@ -54,13 +54,16 @@ class Connection(asyncio.Protocol):
         self.host = host
         self.decoder = Decoder()
         self.transport: asyncio.Transport | None = None
+        self.peer: int | None = None
         self.attached: set[str] = set()
+        #: Sessions whose terminal this client borrowed (it reads their PTY itself).
+        self.borrowed: set[str] = set()
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio.Transport: no isinstance check.
         self.transport = cast(asyncio.Transport, transport)
-        peer = peer_pid(transport)
+        peer = self.peer = peer_pid(transport)
         if peer is not None and descends_from(peer, os.getpid()):
             # An agent (or anything it started) must not drive other sessions.
             log.warning("refused a connection from pid %s, a process of a session", peer)
@@ -94,6 +97,15 @@ class Connection(asyncio.Protocol):
     def send(self, frame: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(frame)
+
+    def send_fds(self, frame: bytes, fds: list[int]) -> None:
+        """Write ``frame`` with ``fds`` attached; only as the connection's first write."""
+        assert self.transport is not None
+        raw = self.transport.get_extra_info("socket")
+        # A dup of the transport's socket (same file, so still non-blocking):
+        # nothing is queued before this first write, and a small frame fits.
+        with socket.socket(fileno=os.dup(raw.fileno())) as sock:
+            socket.send_fds(sock, [frame], fds)
 
     def reply(self, request_id: Any, **fields: Any) -> None:
         self.send(encode_control(Kind.REPLY, {"id": request_id, "ok": True, **fields}))
@@ -144,10 +156,11 @@ class Host:
 
     def _gone(self, session: HostSession) -> None:
         """No process of the session is left; forget it if nobody needs its exit any more."""
-        if (session.start_error is not None or session.acked) and self.sessions.get(
-            session.key
-        ) is session:
+        if self.sessions.get(session.key) is not session:
+            session.discard()  # a later start of the key took its place
+        elif session.start_error is not None or session.acked:
             del self.sessions[session.key]
+            session.discard()
         self._maybe_done()
 
     def update_reading(self, connection: Connection) -> None:
@@ -162,6 +175,11 @@ class Host:
 
     def disconnected(self, connection: Connection) -> None:
         self.connections.discard(connection)
+        for key in connection.borrowed:
+            session = self.sessions.get(key)
+            if session is not None:
+                session.take_back()
+        connection.borrowed.clear()
         for key in connection.attached:
             session = self.sessions.get(key)
             if session is not None:
@@ -233,6 +251,8 @@ class Host:
         if old is not None and old.state in ("starting", "running"):
             connection.error(request_id, f"session {key!r} is already running in this host")
             return
+        if old is not None and old.state == "exited":
+            old.discard()  # an exit nobody acknowledged; one still exiting is freed when gone
         # A cgroup per start: what an earlier start of the key left may still be stopping.
         self._starts += 1
         cgroup = self.cgroups.session_dir(f"{key}-{self._starts}") if self.cgroups else None
@@ -269,7 +289,7 @@ class Host:
             return
         connection.attached.add(session.key)
         # The ring, then live output: one loop, so nothing is lost or doubled.
-        connection.send(encode_data(Kind.RING, session.key, bytes(session.ring)))
+        connection.send(encode_data(Kind.RING, session.key, session.ring.contents()))
         connection.reply(request_id, **session.info())
         if session.state in ("exiting", "exited"):
             self._ended(session)
@@ -323,7 +343,63 @@ class Host:
         session = self.sessions.get(key)
         if session is not None and session.state == "exited":
             del self.sessions[key]
+            session.discard()
         elif session is not None and session.state == "exiting":
             session.acked = True  # forgotten once its last process is gone
         connection.attached.discard(key)
+        if key in connection.borrowed:
+            connection.borrowed.discard(key)
+            if session is not None:
+                session.take_back()
         self._maybe_done()
+
+    # -- lending a session's terminal to the server that follows it
+
+    def op_lend(self, connection: Connection, request_id: Any, message: dict[str, Any]) -> None:
+        """Stop reading the session's PTY: the client reads it (fds fetched with ``fds``).
+
+        The reply follows every output frame the host sent before it, so the
+        client knows where its own reads begin.
+        """
+        session = self._session(connection, request_id, str(message["key"]))
+        if session is None:
+            return
+        if session.state != "running" or session.master < 0:
+            connection.error(request_id, f"session {session.key!r} is not running")
+            return
+        for other in self.connections:
+            if other is not connection and session.key in other.borrowed:
+                connection.error(request_id, f"session {session.key!r} is lent to another client")
+                return
+        session.lend()
+        connection.borrowed.add(session.key)
+        connection.reply(request_id, ring_head=session.ring.head)
+
+    def op_give_back(
+        self, connection: Connection, request_id: Any, message: dict[str, Any]
+    ) -> None:
+        key = str(message["key"])
+        if key in connection.borrowed:
+            connection.borrowed.discard(key)
+            session = self.sessions.get(key)
+            if session is not None:
+                session.take_back()
+
+    def op_fds(self, connection: Connection, request_id: Any, message: dict[str, Any]) -> None:
+        """Send the PTY master and the ring of a session lent to this client's process.
+
+        Asked on a connection of its own (the fds travel as ``SCM_RIGHTS`` with
+        the reply, which must be the connection's first write); the process
+        must be the one that borrowed the session on its main connection.
+        """
+        key = str(message["key"])
+        session = self.sessions.get(key)
+        peer = connection.peer
+        borrower = next((c for c in self.connections if key in c.borrowed), None)
+        if session is None or borrower is None or peer is None or borrower.peer != peer:
+            connection.error(request_id, f"session {key!r} is not lent to this process")
+            return
+        connection.send_fds(
+            encode_control(Kind.REPLY, {"id": request_id, "ok": True}),
+            [session.master, session.ring.fd],
+        )

@@ -1,4 +1,10 @@
-"""One session inside the host: the PTY master, the keeper, the output ring, the idle policy."""
+"""One session inside the host: the PTY master, the keeper, the output ring, the idle policy.
+
+A server following the session may borrow its terminal (``lend``): it then
+reads and writes the PTY master itself and appends what it reads to the
+shared ring, and the host stays out of the hot path until it takes the
+terminal back (``take_back``: the server let go, or its connection is gone).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from typing import Any
 
 from agentpty.host import containment
 from agentpty.host.keeper import PID_RECORD
+from agentpty.host.ring import SharedRing
 from agentpty.host.zygote import Zygote
 
 __all__ = ["HostSession"]
@@ -57,8 +64,10 @@ class HostSession:
         self.cgroup = cgroup
         self._zygote = zygote
         self.containment = "cgroup" if cgroup is not None else "process-tree"
-        self.ring = bytearray()
-        self.ring_size = ring_size
+        self.ring = SharedRing.create(ring_size)
+        #: A server reads and writes the PTY itself (see ``lend``).
+        self.lent = False
+        self._lent_head = 0
         self.state = "starting"
         self.exit_code: int | None = None
         self.reason: str | None = None
@@ -163,7 +172,7 @@ class HostSession:
             self._reading = False
 
     def resume_reading(self) -> None:
-        if not self._reading and self._master >= 0 and not self.paused:
+        if not self._reading and self._master >= 0 and not self.paused and not self.lent:
             self._loop.add_reader(self._master, self._read_ready)
             self._reading = True
 
@@ -192,11 +201,31 @@ class HostSession:
             self._output(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _output(self, data: bytes) -> None:
-        self.ring += data
-        if len(self.ring) > self.ring_size:
-            del self.ring[: len(self.ring) - self.ring_size]
+        self.ring.append(data)
         self.last_activity = self._loop.time()
         self._on_output(self, data)
+
+    # -- lending the terminal to a server
+
+    @property
+    def master(self) -> int:
+        return self._master
+
+    def lend(self) -> None:
+        """Stop reading: the borrowing server reads from now on (what was there went out)."""
+        self._drain()
+        self.pause_reading()
+        self.lent = True
+        self._lent_head = self.ring.head
+
+    def take_back(self) -> None:
+        """Read the PTY again, after what the borrower appended to the ring."""
+        if not self.lent:
+            return
+        self.lent = False
+        if self.ring.reload() != self._lent_head:
+            self.last_activity = self._loop.time()
+        self.resume_reading()
 
     # -- input and control
 
@@ -261,7 +290,7 @@ class HostSession:
             self._finish_status()
         self.exit_code = code
         self.state = "exiting"
-        self._drain()  # its last words go out before its exit
+        self._drain()  # its last words go out before its exit (a borrower drains its own)
         self._on_ended(self)
         # The session ends with its agent: what it left behind is stopped too.
         self._sweep()
@@ -318,7 +347,7 @@ class HostSession:
         self._on_exit(self)
 
     def _drain(self) -> None:
-        while self._master >= 0:
+        while self._master >= 0 and not self.lent:
             try:
                 data = os.read(self._master, READ_SIZE)
             except OSError:
@@ -326,6 +355,10 @@ class HostSession:
             if not data:
                 return
             self._output(data)
+
+    def discard(self) -> None:
+        """The host forgets the session: free its ring (its exit was recorded)."""
+        self.ring.close()
 
     def kill_now(self) -> None:
         """SIGKILL the whole tree at once (the host is going away)."""
@@ -347,6 +380,10 @@ class HostSession:
         self._idle_handle = None
         if self.idle_timeout is None or self.clients or self.state != "running":
             return
+        if self.lent and self.ring.reload() != self._lent_head:
+            # The borrower's reads are the agent's output: activity.
+            self._lent_head = self.ring.head
+            self.last_activity = self._loop.time()
         if self.last_activity + self.idle_timeout > self._loop.time():
             self.arm_idle()
             return

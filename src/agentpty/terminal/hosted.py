@@ -1,17 +1,30 @@
-"""A terminal process that lives in the session host; this server only follows it."""
+"""A terminal process that lives in the session host; this server only follows it.
+
+Once started or adopted, the server borrows the session's terminal: it reads
+and writes the PTY master itself (``PtyIO``) and appends what it reads to the
+host's shared ring, so every byte and keystroke skips one process and one
+socket. Control (resize, signals, stop) and the exit still go through the
+host, and the host reads again as soon as this server lets go or dies.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agentpty.domain.errors import SessionStartError
 from agentpty.host.client import HostClient, HostError, HostLost
+from agentpty.host.ring import SharedRing
+from agentpty.terminal.ptyio import PtyIO
 
 __all__ = ["HOST_LOST_EXIT", "HostedProcess", "hosted_factory"]
+
+log = logging.getLogger(__name__)
 
 #: Exit code reported for a session whose host died (its keeper killed the tree).
 HOST_LOST_EXIT = 128 + signal.SIGKILL
@@ -60,6 +73,9 @@ class HostedProcess:
         self.exit_reason: str | None = None
         self.containment = "host"
         self._exit_future: asyncio.Future[int] | None = None
+        #: The borrowed terminal and ring (None: the host reads and writes it).
+        self._io: PtyIO | None = None
+        self._ring: SharedRing | None = None
 
     @property
     def pid(self) -> int | None:
@@ -91,6 +107,7 @@ class HostedProcess:
             self.client.unregister(self.key, self)
             raise SessionStartError(str(exc)) from exc
         self._accept(info)
+        await self._borrow()
 
     async def adopt(self) -> None:
         self._exit_future = asyncio.get_running_loop().create_future()
@@ -101,6 +118,40 @@ class HostedProcess:
             self.client.unregister(self.key, self)
             raise SessionStartError(f"cannot adopt session {self.key}: {exc}") from exc
         self._accept(info)
+        await self._borrow()
+
+    async def _borrow(self) -> None:
+        """Read and write the PTY here; if the host refuses, it keeps doing both."""
+        try:
+            master, ring = await self.client.borrow(self.key)
+        except (HostError, OSError, ValueError) as exc:
+            # E.g. the agent exited meanwhile: its output and exit come from the host.
+            log.info("session %s: the host keeps its terminal (%s)", self.key, exc)
+            return
+        if self.exit_code is not None:
+            os.close(master)
+            ring.close()
+            self.client.notify("give_back", key=self.key)
+            return
+        self._ring = ring
+        self._io = PtyIO(master, self._read, f"session {self.key}")
+        self._io.resume_reading()
+
+    def _read(self, data: bytes) -> None:
+        assert self._ring is not None
+        # Into the ring first: a server killed now still leaves it for the next one.
+        self._ring.append(data)
+        self._on_output(data)
+
+    def _let_go(self, *, drain: bool) -> None:
+        if self._io is not None:
+            if drain:
+                self._io.drain()
+            self._io.close()
+            self._io = None
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
 
     # -- from the host
 
@@ -110,11 +161,14 @@ class HostedProcess:
     def host_exited(self, exit_code: int, reason: str | None) -> None:
         if self.exit_code is not None:
             return
+        # Its last output is still in the PTY when the host reports the exit.
+        self._let_go(drain=True)
         self.client.unregister(self.key, self)
         self.client.notify("ack", key=self.key)
         self._finish(exit_code, reason)
 
     def host_lost(self) -> None:
+        self._let_go(drain=False)
         if self.exit_code is None:
             self._finish(HOST_LOST_EXIT, "session host died")
 
@@ -128,7 +182,9 @@ class HostedProcess:
     # -- to the host
 
     def write(self, data: bytes) -> None:
-        if self.exit_code is None:
+        if self._io is not None:
+            self._io.write(data)  # InvalidInput when the agent is not reading its input
+        elif self.exit_code is None:
             # A lost host is reported to the session through host_lost().
             with contextlib.suppress(HostLost):
                 self.client.send_input(self.key, data)
@@ -159,6 +215,9 @@ class HostedProcess:
         return await self.wait()
 
     def detach(self) -> None:
+        if self._io is not None:
+            self._let_go(drain=False)
+            self.client.notify("give_back", key=self.key)
         self.client.unregister(self.key, self)
 
 

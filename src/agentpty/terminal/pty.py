@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import logging
 import os
@@ -20,17 +19,14 @@ import subprocess
 import termios
 from collections.abc import Callable, Mapping, Sequence
 
-from agentpty.domain.errors import InvalidInput, SessionStartError
+from agentpty.domain.errors import SessionStartError
 from agentpty.host.agent_signals import reset_for_exec
 from agentpty.host.containment import signal_terminal
+from agentpty.terminal.ptyio import PtyIO
 
-__all__ = ["MAX_PENDING_INPUT", "PtyProcess", "exit_code_of", "session_members"]
+__all__ = ["PtyProcess", "exit_code_of", "session_members"]
 
 log = logging.getLogger(__name__)
-
-READ_SIZE = 65536
-#: Input accepted but not yet taken by the child; beyond this writes are refused.
-MAX_PENDING_INPUT = 4 * 1024 * 1024
 
 
 def exit_code_of(returncode: int) -> int:
@@ -99,10 +95,8 @@ class PtyProcess:
         self._on_exit = on_exit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._popen: subprocess.Popen[bytes] | None = None
-        self._master = -1
+        self._io: PtyIO | None = None
         self._pidfd = -1
-        self._reading = False
-        self._out = bytearray()
         self._exited = False
         self.exit_code: int | None = None
         self._exit_future: asyncio.Future[int] | None = None
@@ -134,8 +128,7 @@ class PtyProcess:
             raise SessionStartError(f"cannot start {self.argv[0]!r}: {exc.strerror}") from exc
         finally:
             os.close(slave)
-        os.set_blocking(master, False)
-        self._master = master
+        self._io = PtyIO(master, self._on_output, f"PTY of pid {self._popen.pid}")
         self._pidfd = os.pidfd_open(self._popen.pid)
         self._loop.add_reader(self._pidfd, self._on_child_exit)
         self.resume_reading()
@@ -152,47 +145,18 @@ class PtyProcess:
     def detach(self) -> None:
         """An in-process session cannot be left running: the server stops it on shutdown."""
 
-    # -- output
+    # -- output and input (``PtyIO``)
 
     def pause_reading(self) -> None:
-        if self._reading and self._loop is not None:
-            self._loop.remove_reader(self._master)
-            self._reading = False
+        if self._io is not None:
+            self._io.pause_reading()
 
     def resume_reading(self) -> None:
-        if not self._reading and self._master >= 0 and self._loop is not None:
-            self._loop.add_reader(self._master, self._read_ready)
-            self._reading = True
-
-    def _read_ready(self) -> None:
-        try:
-            data = os.read(self._master, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            # EIO: every slave fd is closed (the child and its heirs are gone).
-            if exc.errno != errno.EIO:
-                log.warning("read from PTY of pid %s failed: %s", self.pid, exc)
-            self.pause_reading()
-            return
-        if not data:
-            self.pause_reading()
-            return
-        self._on_output(data)
-
-    def _drain(self) -> None:
-        """Deliver what the child wrote before it exited."""
-        while self._master >= 0:
-            try:
-                data = os.read(self._master, READ_SIZE)
-            except OSError:
-                return
-            if not data:
-                return
-            self._on_output(data)
+        if self._io is not None:
+            self._io.resume_reading()
 
     def _on_child_exit(self) -> None:
-        assert self._loop is not None and self._popen is not None
+        assert self._loop is not None and self._popen is not None and self._io is not None
         self._loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
         self._pidfd = -1
@@ -200,68 +164,35 @@ class PtyProcess:
         # Members of the group that outlive the leader get the hangup a
         # closing terminal would give them; none is left behind.
         self.signal_session(signal.SIGHUP)
-        self._drain()
-        self.pause_reading()
-        if self._out:
-            self._loop.remove_writer(self._master)
-        os.close(self._master)
-        self._master = -1
+        self._io.drain()  # what the child wrote before it exited
+        self._io.close()
         self.exit_code = exit_code_of(returncode)
         self._exited = True
         assert self._exit_future is not None
         self._exit_future.set_result(self.exit_code)
         self._on_exit(self.exit_code)
 
-    # -- input
-
     def write(self, data: bytes) -> None:
-        """Queue ``data`` for the child without blocking the loop.
-
-        Raises ``InvalidInput`` when more than ``MAX_PENDING_INPUT`` bytes are
-        already waiting (the child is not reading its input).
-        """
-        if self._master < 0:
-            return
-        if len(self._out) + len(data) > MAX_PENDING_INPUT:
-            raise InvalidInput("the process is not reading its input; input refused")
-        was_empty = not self._out
-        self._out += data
-        if was_empty:
-            self._write_ready()
-
-    def _write_ready(self) -> None:
-        assert self._loop is not None
-        try:
-            written = os.write(self._master, self._out)
-        except BlockingIOError:
-            written = 0
-        except OSError as exc:
-            log.warning("write to PTY of pid %s failed: %s", self.pid, exc)
-            self._out.clear()
-            self._loop.remove_writer(self._master)
-            return
-        del self._out[:written]
-        if self._out:
-            self._loop.add_writer(self._master, self._write_ready)
-        else:
-            self._loop.remove_writer(self._master)
+        """Queue ``data`` for the child (``InvalidInput`` when it is not reading its input)."""
+        if self._io is not None:
+            self._io.write(data)
 
     # -- control
 
     def resize(self, rows: int, cols: int) -> None:
         """Set the window size and tell the foreground group (SIGWINCH), even if unchanged."""
         self.rows, self.cols = rows, cols
-        if self._master < 0:
+        if self._io is None or self._io.fd < 0:
             return
-        fcntl.ioctl(self._master, termios.TIOCSWINSZ, _winsize(rows, cols))
+        fcntl.ioctl(self._io.fd, termios.TIOCSWINSZ, _winsize(rows, cols))
         self.send_signal(signal.SIGWINCH)
 
     def send_signal(self, sig: int) -> None:
         """Signal the child as the keyboard would: SIGINT to the foreground job
         only, others to the child's group too (``signal_terminal``)."""
-        if self._popen is None or self._exited:
+        if self._popen is None or self._exited or self._io is None:
             return
-        signal_terminal(self._master, self._popen.pid, sig)
+        signal_terminal(self._io.fd, self._popen.pid, sig)
 
     def signal_session(self, sig: int) -> int:
         """Send ``sig`` to every process still in the child's session; return how many.
