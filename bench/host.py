@@ -3,12 +3,15 @@
 The host (daemon, zygote, one keeper per session) is where agents live, so
 its memory counts with the server's in the per-session budget. Memory is
 PSS (``/proc/<pid>/smaps_rollup``): the keepers share most of their pages
-with the zygote, and PSS counts each shared page once across them.
+with the zygote, and PSS counts each shared page once across them. The
+output rings are memfds no process maps (both sides ``pwrite``), so no PSS
+shows them: their allocated pages are added, each ring once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 from agentpty.host.client import host_pid, kill_host, stop_all
@@ -54,8 +57,24 @@ def host_pss_mib(data_dir: Path) -> tuple[float, int, str]:
         return sum(pss) / 1024, len(pids), ""
     keepers = pss[2:]
     mean = sum(keepers) / len(keepers) if keepers else 0.0
-    split = f"daemon {pss[0] / 1024:.1f} MiB, zygote {pss[1] / 1024:.1f} MiB, keeper {mean:.0f} KiB"
-    return sum(pss) / 1024, len(pids), split
+    rings = _ring_kib(pids[0])
+    split = (
+        f"daemon {pss[0] / 1024:.1f} MiB, zygote {pss[1] / 1024:.1f} MiB, "
+        f"keeper {mean:.0f} KiB, rings {rings:.0f} KiB"
+    )
+    return (sum(pss) + rings) / 1024, len(pids), split
+
+
+def _ring_kib(daemon: int) -> float:
+    """Pages allocated to the output rings the daemon holds (memfds, counted by inode)."""
+    sizes: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{daemon}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd).startswith("/memfd:agentpty-ring"):
+                    stat = fd.stat()
+                    sizes[stat.st_ino] = stat.st_blocks * 512
+    return sum(sizes.values()) / 1024
 
 
 async def stop_host(data_dir: Path) -> None:
