@@ -74,3 +74,27 @@ async def test_output_the_server_reads_keeps_the_session_from_idling(data_dir: P
             return bool(info["state"] == "exited")
 
         await eventually(idled, wait=15)
+
+
+async def test_stopping_one_session_leaves_the_others_followed(data_dir: Path) -> None:
+    """The exit of one borrowed session keeps the server's link to the host (and the rest)."""
+    async with server_process(data_dir) as server:
+        async with server.http() as http:
+            first, second = [
+                (await http.post("/api/output-projects", json={"name": name})).json()["id"]
+                for name in ("one", "two")
+            ]
+            for project in (first, second):
+                async with server.terminal(project) as term:
+                    await term.recv_type("status")
+                    await term.type("echo up\r")
+                    await term.read_until("up\r\n")
+            response = await http.delete(f"/api/output-projects/{first}/session")
+            assert response.status_code == 200, response.text
+        async with server.terminal(second) as term:
+            status = await term.recv_type("status")
+            assert status["state"] == "running", status
+            await term.type("echo still-$((6*7))\r")
+            await term.read_until("still-42")
+        info = await session_info(server, second)
+        assert info["state"] == "running", info

@@ -224,6 +224,11 @@ class Host:
             handler(connection, request_id, message)
         except (KeyError, TypeError, ValueError) as exc:
             connection.error(request_id, f"bad {op} request: {exc!r}")
+        except Exception as exc:
+            # A bug here must not close the connection (the loop would, and the
+            # server would take every session for lost): say it, and go on.
+            log.exception("the %s request failed", op)
+            connection.error(request_id, f"{op} failed in the session host: {exc!r}")
 
     def _spawn_task(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -341,16 +346,16 @@ class Host:
         """The client recorded the session's exit: the host forgets it."""
         key = str(message["key"])
         session = self.sessions.get(key)
-        if session is not None and session.state == "exited":
-            del self.sessions[key]
-            session.discard()
-        elif session is not None and session.state == "exiting":
-            session.acked = True  # forgotten once its last process is gone
         connection.attached.discard(key)
         if key in connection.borrowed:
             connection.borrowed.discard(key)
             if session is not None:
                 session.take_back()
+        if session is not None and session.state == "exited":
+            del self.sessions[key]
+            session.discard()
+        elif session is not None and session.state == "exiting":
+            session.acked = True  # forgotten once its last process is gone
         self._maybe_done()
 
     # -- lending a session's terminal to the server that follows it

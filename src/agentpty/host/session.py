@@ -223,7 +223,7 @@ class HostSession:
         if not self.lent:
             return
         self.lent = False
-        if self.ring.reload() != self._lent_head:
+        if self.ring.fd >= 0 and self.ring.reload() != self._lent_head:
             self.last_activity = self._loop.time()
         self.resume_reading()
 
@@ -358,6 +358,7 @@ class HostSession:
 
     def discard(self) -> None:
         """The host forgets the session: free its ring (its exit was recorded)."""
+        self.lent = False
         self.ring.close()
 
     def kill_now(self) -> None:
