@@ -149,6 +149,39 @@ async def test_stalled_subscriber_is_resynced_without_slowing_others(
     assert frame.kind == "output" and "END-OF-SEQ" in frame.text  # a fresh snapshot
 
 
+async def test_slow_subscriber_gets_every_byte(new_session: NewSession) -> None:
+    """A client slower than the agent, but reading: the PTY waits for it, nothing is dropped."""
+    # A generous hold limit: on a loaded machine the reader may be scheduled late.
+    limits = SessionLimits(hold_limit=10)
+    session = new_session(["/bin/sh", "-c", "seq 1 150000; echo END-OF-SEQ"], limits=limits)
+    slow, _ = session.subscribe()
+    await session.launch()
+    seen = ""
+    async with asyncio.timeout(timeout(60)):
+        while "END-OF-SEQ" not in seen:
+            frame = await slow.get()
+            assert frame.kind == "output"
+            seen += frame.text
+            await asyncio.sleep(0.002)  # the slow client: ~1 MB of output takes it ~0.1 s more
+    assert slow.resyncs == 0
+    numbers = [int(n) for n in seen.split() if n.isdigit()]
+    assert numbers == list(range(1, 150001))
+
+
+async def test_a_stalled_sole_subscriber_holds_the_agent_only_briefly(
+    new_session: NewSession,
+) -> None:
+    """With its only client stalled, the agent still runs to its end; the client resyncs."""
+    limits = SessionLimits(subscriber_backlog=64 * 1024, hold_limit=0.2)
+    session = new_session(["/bin/sh", "-c", "seq 1 100000; echo END-OF-SEQ"], limits=limits)
+    stalled, _ = session.subscribe()
+    await session.launch()
+    assert await asyncio.wait_for(session.wait(), timeout(30)) == 0
+    assert stalled.resyncs >= 1
+    frame = await stalled.get()
+    assert frame.kind == "output" and "END-OF-SEQ" in frame.text  # a fresh snapshot
+
+
 async def test_idle_session_without_clients_is_stopped(new_session: NewSession) -> None:
     """No client and no output for the idle timeout: the session stops gracefully."""
     session = new_session(["/bin/sh"], idle_timeout=0.3)

@@ -401,7 +401,13 @@ class Host:
         session = self.sessions.get(key)
         peer = connection.peer
         borrower = next((c for c in self.connections if key in c.borrowed), None)
-        if session is None or borrower is None or peer is None or borrower.peer != peer:
+        if (
+            session is None
+            or session.master < 0
+            or borrower is None
+            or peer is None
+            or borrower.peer != peer
+        ):
             connection.error(request_id, f"session {key!r} is not lent to this process")
             return
         connection.send_fds(

@@ -225,7 +225,20 @@ class HostSession:
         self.lent = False
         if self.ring.fd >= 0 and self.ring.reload() != self._lent_head:
             self.last_activity = self._loop.time()
-        self.resume_reading()
+        if self.state == "exited":
+            self._drain()  # what no borrower read
+            self._close_master()
+        else:
+            self.resume_reading()
+
+    def _close_master(self) -> None:
+        if self._master < 0:
+            return
+        self.pause_reading()
+        if self._out:
+            self._loop.remove_writer(self._master)
+        os.close(self._master)
+        self._master = -1
 
     # -- input and control
 
@@ -332,11 +345,10 @@ class HostSession:
             if handle is not None:
                 handle.cancel()
         self._drain()
-        self.pause_reading()
-        if self._out:
-            self._loop.remove_writer(self._master)
-        os.close(self._master)
-        self._master = -1
+        if not self.lent:
+            # Lent, the master stays open: the agent's last output may still be
+            # in the PTY for a borrower that has not fetched its fds yet.
+            self._close_master()
         if self.cgroup is not None:
             containment.kill_all(self.keeper, self.cgroup)
             with contextlib.suppress(OSError):
@@ -359,6 +371,7 @@ class HostSession:
     def discard(self) -> None:
         """The host forgets the session: free its ring (its exit was recorded)."""
         self.lent = False
+        self._close_master()
         self.ring.close()
 
     def kill_now(self) -> None:

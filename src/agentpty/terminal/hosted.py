@@ -76,6 +76,8 @@ class HostedProcess:
         #: The borrowed terminal and ring (None: the host reads and writes it).
         self._io: PtyIO | None = None
         self._ring: SharedRing | None = None
+        self._borrowing = False
+        self._exit_pending: tuple[int, str | None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -121,21 +123,32 @@ class HostedProcess:
         await self._borrow()
 
     async def _borrow(self) -> None:
-        """Read and write the PTY here; if the host refuses, it keeps doing both."""
+        """Read and write the PTY here; if the host refuses, it keeps doing both.
+
+        An exit reported meanwhile waits until the borrow is settled: once the
+        host has lent the terminal it no longer reads it, so the agent's last
+        output is in the PTY for this server to drain before the exit.
+        """
+        self._borrowing = True
         try:
             master, ring = await self.client.borrow(self.key)
         except (HostError, OSError, ValueError) as exc:
-            # E.g. the agent exited meanwhile: its output and exit come from the host.
+            # E.g. the agent exited first: the host drained it and reports the exit.
             log.info("session %s: the host keeps its terminal (%s)", self.key, exc)
-            return
-        if self.exit_code is not None:
-            os.close(master)
-            ring.close()
-            self.client.notify("give_back", key=self.key)
-            return
-        self._ring = ring
-        self._io = PtyIO(master, self._read, f"session {self.key}")
-        self._io.resume_reading()
+        else:
+            if self.exit_code is None:
+                self._ring = ring
+                self._io = PtyIO(master, self._read, f"session {self.key}")
+                self._io.resume_reading()
+            else:  # the host was lost meanwhile
+                os.close(master)
+                ring.close()
+        finally:
+            self._borrowing = False
+        if self._exit_pending is not None:
+            exit_code, reason = self._exit_pending
+            self._exit_pending = None
+            self.host_exited(exit_code, reason)
 
     def _read(self, data: bytes) -> None:
         assert self._ring is not None
@@ -161,6 +174,9 @@ class HostedProcess:
     def host_exited(self, exit_code: int, reason: str | None) -> None:
         if self.exit_code is not None:
             return
+        if self._borrowing:
+            self._exit_pending = (exit_code, reason)
+            return
         # Its last output is still in the PTY when the host reports the exit.
         self._let_go(drain=True)
         self.client.unregister(self.key, self)
@@ -178,6 +194,16 @@ class HostedProcess:
         assert self._exit_future is not None
         self._exit_future.set_result(exit_code)
         self._on_exit(exit_code)
+
+    # -- flow control (only a borrowed terminal is read here)
+
+    def pause_reading(self) -> None:
+        if self._io is not None:
+            self._io.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._io is not None:
+            self._io.resume_reading()
 
     # -- to the host
 

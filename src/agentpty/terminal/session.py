@@ -5,10 +5,15 @@ One reader (the PTY's ``add_reader`` callback) coalesces output into frames
 every subscriber's bounded queue. Output stays bytes on this path: a read is
 only cut so that no frame ends inside a UTF-8 character, and text is decoded
 where it is needed (the screen model when it catches up, JSON clients, output
-listeners), not per read. A subscriber whose queue overflows is not waited
-for: its backlog is dropped and its next frame is a fresh snapshot of the
-screen (a resync). The process is never paused for a client, and a stalled
-client never delays another.
+listeners), not per read.
+
+Flow control: while *every* client is more than a quarter of its backlog behind, the
+PTY is not read (the agent's writes wait in the kernel, as they would for a
+slow terminal), so a client that is merely slower than the agent gets every
+byte. That hold lasts at most ``hold_limit``: a client still behind then is
+not waited for any more; when its queue overflows its backlog is dropped and
+its next frame is a fresh snapshot of the screen (a resync). A client that
+keeps up is never held back by one that does not.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class SessionLimits:
     subscriber_backlog: int = 256 * 1024
     #: Most bytes a client takes in one frame: bounds what one send holds in memory.
     subscriber_frame: int = 64 * 1024
+    #: Longest the PTY goes unread because every client is behind (then they resync).
+    hold_limit: float = 0.5
     screen_sync_delay: float = 0.05
     screen_sync_slice: int = 16 * 1024
     #: Quiet seconds after which the screen model drops its emulator state (memory).
@@ -98,6 +105,8 @@ class TerminalSession:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._flush_handle: asyncio.TimerHandle | None = None
+        #: Set while the PTY is not read because every client is behind.
+        self._hold_handle: asyncio.TimerHandle | None = None
         self._sync_handle: asyncio.Handle | None = None
         self._sleep_handle: asyncio.TimerHandle | None = None
         self._idle_handle: asyncio.TimerHandle | None = None
@@ -294,8 +303,12 @@ class TerminalSession:
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         self._pending_size = 0
+        behind = bool(self._subscribers)
         for subscriber in self._subscribers:
             subscriber._feed(data)
+            behind = behind and subscriber.behind
+        if behind and self._hold_handle is None:
+            self._hold()
         if self._output_listeners:
             text = data.decode("utf-8", "replace")
             for listener in list(self._output_listeners):
@@ -307,6 +320,23 @@ class TerminalSession:
             self._sync_handle.cancel()
         assert self._loop is not None
         self._sync_handle = self._loop.call_later(self.limits.screen_sync_delay, self._sync_screen)
+
+    def _hold(self) -> None:
+        """Stop reading the PTY until a client catches up, for ``hold_limit`` at most."""
+        assert self._loop is not None
+        self._process.pause_reading()
+        self._hold_handle = self._loop.call_later(self.limits.hold_limit, self._release)
+
+    def _release(self) -> None:
+        if self._hold_handle is not None:
+            self._hold_handle.cancel()
+            self._hold_handle = None
+            self._process.resume_reading()
+
+    def caught_up(self) -> None:
+        """A client's queue ran low: read the PTY again if it was held for the clients."""
+        if self._hold_handle is not None:
+            self._release()
 
     def _sync_screen(self) -> None:
         """Catch the screen model up in slices, so other sessions are not held up."""
@@ -352,6 +382,7 @@ class TerminalSession:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
+        self._release()  # whoever is left may not be behind
         self._touch()
         self._process.set_clients(len(self._subscribers))
         self._arm_idle()

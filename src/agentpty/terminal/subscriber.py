@@ -4,7 +4,8 @@ A ``Subscriber`` holds at most ``backlog`` bytes and hands out at most
 ``frame`` bytes at a time, so a client whose socket has stopped draining
 costs at most about ``backlog + frame`` bytes. When the backlog would
 overflow it is dropped and the client's next frame is a fresh snapshot of
-the screen (a *resync*): the process is never paused for a client.
+the screen (a *resync*). While every client is ``behind``, the session stops
+reading the agent's output for a moment (``TerminalSession``'s flow control).
 
 Output is UTF-8 bytes cut at character boundaries (``complete_utf8``), so
 any frame decodes on its own.
@@ -29,6 +30,8 @@ class _Source(Protocol):
     def exit_code(self) -> int | None: ...
 
     def snapshot(self) -> str: ...
+
+    def caught_up(self) -> None: ...
 
 
 def complete_utf8(data: bytes) -> int:
@@ -94,6 +97,15 @@ class Subscriber:
         """Bytes waiting for this client."""
         return self._size
 
+    @property
+    def behind(self) -> bool:
+        """A quarter of the backlog waits (and no resync is due): hold the agent's output.
+
+        A quarter, not more: output already read and coalesced (up to two
+        reads) still arrives after the hold begins, and must fit.
+        """
+        return self._size > self._limit // 4 and not self._resync and not self._closed
+
     def _feed(self, data: bytes) -> None:
         if self._resync:
             return
@@ -140,7 +152,10 @@ class Subscriber:
                 self._resync = False
                 return Frame("output", (RESET + self._session.snapshot()).encode())
             if self._chunks:
-                return Frame("output", self._take())
+                data = self._take()
+                if self._size <= self._limit // 4:
+                    self._session.caught_up()
+                return Frame("output", data)
             if self._closed:
                 return Frame("closed", exit_code=self._session.exit_code)
             self._waiter = asyncio.get_running_loop().create_future()
