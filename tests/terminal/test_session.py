@@ -150,22 +150,31 @@ async def test_stalled_subscriber_is_resynced_without_slowing_others(
 
 
 async def test_slow_subscriber_gets_every_byte(new_session: NewSession) -> None:
-    """A client slower than the agent, but reading: the PTY waits for it, nothing is dropped."""
+    """A client slower than the agent, but reading: the PTY waits for it, nothing is dropped.
+
+    The flood is typed into a running shell: in the first moments of a hosted
+    session the host still relays the output itself, and that is not held.
+    """
     # A generous hold limit: on a loaded machine the reader may be scheduled late.
     limits = SessionLimits(hold_limit=10)
-    session = new_session(["/bin/sh", "-c", "seq 1 150000; echo END-OF-SEQ"], limits=limits)
+    session = new_session(["/bin/sh"], limits=limits)
     slow, _ = session.subscribe()
     await session.launch()
+    await read_until(slow, "$ ")
+    session.send_input("seq 1 150000; echo END-$((6*7))\r")
     seen = ""
     async with asyncio.timeout(timeout(60)):
-        while "END-OF-SEQ" not in seen:
+        while "END-42" not in seen:
             frame = await slow.get()
             assert frame.kind == "output"
             seen += frame.text
             await asyncio.sleep(0.002)  # the slow client: ~1 MB of output takes it ~0.1 s more
     assert slow.resyncs == 0
-    numbers = [int(n) for n in seen.split() if n.isdigit()]
+    body = seen[seen.index("\n1\r\n") : seen.index("END-42")]
+    numbers = [int(n) for n in body.split()]
     assert numbers == list(range(1, 150001))
+    session.send_input("exit\r")
+    assert await asyncio.wait_for(session.wait(), timeout(10)) == 0
 
 
 async def test_a_stalled_sole_subscriber_holds_the_agent_only_briefly(
