@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 #: What the host inherits from the server: enough to run Python, none of its secrets.
 HOST_ENV = ("PATH", "LANG", "LC_ALL", "PYTHONPATH", "HOME", "TMPDIR")
 START_TIMEOUT = 30.0
+#: The host answers ``fds`` at once; this only bounds a host that does not.
+FDS_TIMEOUT = 10.0
 
 
 class HostError(Exception):
@@ -233,7 +235,18 @@ class HostClient:
         return master, ring
 
     async def _fetch_fds(self, key: str) -> tuple[int, int]:
-        """Ask for the fds on a connection of their own (the main one is a transport's)."""
+        """Ask for the fds on a connection of their own (the main one is a transport's).
+
+        Bounded by ``FDS_TIMEOUT``: a host that does not answer leaves the
+        terminal with the host (``HostLost``), it never holds up a start.
+        """
+        try:
+            async with asyncio.timeout(FDS_TIMEOUT):
+                return await self._ask_fds(key)
+        except TimeoutError:
+            raise HostLost(f"the session host did not send the terminal of {key!r}") from None
+
+    async def _ask_fds(self, key: str) -> tuple[int, int]:
         loop = asyncio.get_running_loop()
         path, dir_fd = _socket_path(self.run_dir)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
