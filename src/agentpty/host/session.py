@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Any
 
 from agentpty.host import containment
 from agentpty.host.keeper import PID_RECORD
+from agentpty.host.ptyread import read_ready
 from agentpty.host.ring import SharedRing
 from agentpty.host.zygote import Zygote
 
@@ -177,28 +177,11 @@ class HostSession:
             self._reading = True
 
     def _read_ready(self) -> None:
-        # The kernel hands PTY output over a few KiB at a time: under a flood,
-        # gather what is there already into one frame (fewer frames, less CPU
-        # here and in the server); a keystroke's echo still goes at once.
-        chunks: list[bytes] = []
-        size = 0
-        while size < READ_SIZE:
-            try:
-                data = os.read(self._master, READ_SIZE - size)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.EIO:  # EIO: no slave is open any more
-                    log.warning("session %s: PTY read failed: %s", self.key, exc)
-                self.pause_reading()
-                break
-            if not data:
-                self.pause_reading()
-                break
-            chunks.append(data)
-            size += len(data)
-        if chunks:
-            self._output(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        data, ended = read_ready(self._master, READ_SIZE, f"session {self.key}")
+        if ended:
+            self.pause_reading()
+        if data:
+            self._output(data)
 
     def _output(self, data: bytes) -> None:
         self.ring.append(data)

@@ -9,12 +9,12 @@ and flushed with ``loop.add_writer`` when the agent does not keep up.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 from collections.abc import Callable
 
 from agentpty.domain.errors import InvalidInput
+from agentpty.host.ptyread import read_ready
 
 __all__ = ["MAX_PENDING_INPUT", "READ_SIZE", "PtyIO"]
 
@@ -55,28 +55,11 @@ class PtyIO:
             self._reading = True
 
     def _read_ready(self) -> None:
-        # The kernel hands PTY output over a few KiB at a time: under a flood,
-        # gather what is there already (fewer, larger frames downstream); a
-        # keystroke's echo still goes at once.
-        chunks: list[bytes] = []
-        size = 0
-        while size < READ_SIZE:
-            try:
-                data = os.read(self.fd, READ_SIZE - size)
-            except BlockingIOError:
-                break
-            except OSError as exc:
-                if exc.errno != errno.EIO:
-                    log.warning("%s: PTY read failed: %s", self.name, exc)
-                self.pause_reading()
-                break
-            if not data:
-                self.pause_reading()
-                break
-            chunks.append(data)
-            size += len(data)
-        if chunks:
-            self._on_output(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        data, ended = read_ready(self.fd, READ_SIZE, self.name)
+        if ended:
+            self.pause_reading()
+        if data:
+            self._on_output(data)
 
     def drain(self) -> None:
         """Deliver what is left to read now (the agent exited)."""
