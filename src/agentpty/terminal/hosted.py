@@ -217,6 +217,10 @@ class HostedProcess:
 
     def resize(self, rows: int, cols: int) -> None:
         self.rows, self.cols = rows, cols
+        if self._io is not None:
+            # Here, before anything typed after it reaches the agent: input goes
+            # straight to the PTY, and the host's resize would come later.
+            self._io.set_size(rows, cols)
         self.client.notify("resize", key=self.key, rows=rows, cols=cols)
 
     def send_signal(self, sig: int) -> None:

@@ -184,7 +184,7 @@ class PtyProcess:
         self.rows, self.cols = rows, cols
         if self._io is None or self._io.fd < 0:
             return
-        fcntl.ioctl(self._io.fd, termios.TIOCSWINSZ, _winsize(rows, cols))
+        self._io.set_size(rows, cols)
         self.send_signal(signal.SIGWINCH)
 
     def send_signal(self, sig: int) -> None:

@@ -9,8 +9,11 @@ and flushed with ``loop.add_writer`` when the agent does not keep up.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
+import struct
+import termios
 from collections.abc import Callable
 
 from agentpty.domain.errors import InvalidInput
@@ -104,6 +107,11 @@ class PtyIO:
             self._loop.add_writer(self.fd, self._write_ready)
         else:
             self._loop.remove_writer(self.fd)
+
+    def set_size(self, rows: int, cols: int) -> None:
+        """The terminal's window size (the kernel signals SIGWINCH if it changed)."""
+        if self.fd >= 0:
+            fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
     def close(self) -> None:
         if self.fd < 0:
