@@ -73,11 +73,9 @@ async def test_permission_flow_goes_working_needs_input_working_idle(
         AgentState.IDLE,  # Stop
         AgentState.IDLE,  # SessionEnd: the process exit says more
     ]
-    published = []
-    while not subscription._queue.empty():
-        event = await subscription.get()
-        assert event is not None
-        published.append((event.data["agent_state"], event.data["question"]))
+    published = [
+        (event.data["agent_state"], event.data["question"]) for event in subscription.pending()
+    ]
     assert published == [
         ("idle", None),
         ("working", None),

@@ -166,7 +166,8 @@ async def _relay(
     client_size = size
     # h12 call site: the project's agent state, now and on every change.
     states, _, _ = svc.bus.subscribe(
-        accept=lambda event: event.type == "state" and event.project_id == live.project_id
+        accept=lambda event: event.type == "state" and event.project_id == live.project_id,
+        on_event=subscriber.nudge,
     )
     binary = _binary(websocket)
     try:
@@ -185,19 +186,19 @@ async def _relay(
 
         async def pump_out() -> None:
             # Hot path. Binary clients get the PTY's bytes as they are; JSON
-            # clients get them decoded once per frame.
+            # clients get them decoded once per frame. A state change nudges.
             while True:
                 frame = await subscriber.get()
-                if frame.kind == "closed":
-                    return
-                if binary:
-                    await websocket.send_bytes(frame.data)
+                if frame.kind == "output":
+                    if binary:
+                        await websocket.send_bytes(frame.data)
+                    else:
+                        await websocket.send_text(output_frame(frame.text))
+                elif frame.kind == "nudge":
+                    for event in states.pending():
+                        await websocket.send_text(state_frame(event.payload()))
                 else:
-                    await websocket.send_text(output_frame(frame.text))
-
-        async def pump_state() -> None:
-            async for event in states:
-                await websocket.send_text(state_frame(event.payload()))
+                    raise _OutputEnded
 
         async def pump_in() -> None:
             nonlocal client_size
@@ -237,17 +238,16 @@ async def _relay(
                     )
 
         try:
+            # The first pump to end (by raising) ends the others: no waiter
+            # set per connection (an idle server holds hundreds of these).
             async with asyncio.TaskGroup() as group:
-                out = group.create_task(pump_out())
-                inp = group.create_task(pump_in())
-                state = group.create_task(pump_state())
-                await asyncio.wait({out, inp}, return_when=asyncio.FIRST_COMPLETED)
-                inp.cancel()
-                out.cancel()
-                state.cancel()
+                group.create_task(pump_out())
+                group.create_task(pump_in())
         except BaseExceptionGroup as group_exc:
-            # Unwrap: callers handle a disconnect like any other.
-            raise group_exc.exceptions[0] from None
+            first = group_exc.exceptions[0]
+            if not isinstance(first, _OutputEnded):
+                # Unwrap: callers handle a disconnect like any other.
+                raise first from None
     except BaseException:
         terminal.unsubscribe(subscriber)
         states.close()  # the client went away: no more state for it
@@ -265,6 +265,10 @@ async def _relay(
     if successor is None and not terminal.alive:
         await websocket.send_text(closed_frame(terminal.exit_code))
     return successor
+
+
+class _OutputEnded(Exception):
+    """The session's output ended (its process exited): the relay is over."""
 
 
 def _expired_message(fresh: LiveTerminal) -> str:

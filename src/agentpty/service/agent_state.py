@@ -29,6 +29,7 @@ from agentpty.agents.capabilities import AgentReport, ReportKind
 from agentpty.domain.errors import NotFound
 from agentpty.domain.models import AgentState, utcnow
 from agentpty.service.event_bus import EventBus
+from agentpty.service.keyed import KeyedConditions, KeyedLocks
 from agentpty.store.base import Store
 
 __all__ = ["AgentStateService", "StateView", "prompt_matches"]
@@ -74,8 +75,8 @@ class AgentStateService:
         self.store = store
         self.bus = bus
         self._views: dict[str, StateView] = {}
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._changed: defaultdict[str, asyncio.Condition] = defaultdict(asyncio.Condition)
+        self._locks = KeyedLocks()
+        self._changed = KeyedConditions()
         self._prompts: defaultdict[str, list[tuple[str, asyncio.Future[str]]]] = defaultdict(list)
 
     # -- queries
@@ -148,7 +149,7 @@ class AgentStateService:
 
     async def set(self, project_id: str, state: AgentState, detail: dict[str, Any]) -> StateView:
         """Store and publish ``state`` unless it is already the project's state and detail."""
-        async with self._locks[project_id]:
+        async with self._locks.hold(project_id):
             current = await self.view(project_id)
             if current.state is state and current.detail == detail:
                 return current
@@ -166,26 +167,23 @@ class AgentStateService:
                 log.exception("project %s: could not store agent state %s", project_id, state)
             log.info("project %s: agent %s %s", project_id, state, detail or "")
             self.bus.publish("state", project_id, **view.fields())
-        condition = self._changed[project_id]
-        async with condition:
-            condition.notify_all()
+        await self._changed.notify(project_id)
         return view
 
     def forget(self, project_id: str) -> None:
         """Drop what is kept in memory about a deleted project."""
         self._views.pop(project_id, None)
-        self._locks.pop(project_id, None)
-        self._changed.pop(project_id, None)
         self._fail_prompts(project_id)
 
     # -- waiting on the state
 
     async def wait_not_asking(self, project_id: str) -> None:
         """Return once the project's agent does not wait on a question (``needs_input``)."""
-        condition = self._changed[project_id]
-        async with condition:
-            while (await self.view(project_id)).state is AgentState.NEEDS_INPUT:
-                await condition.wait()
+
+        async def answered() -> bool:
+            return (await self.view(project_id)).state is not AgentState.NEEDS_INPUT
+
+        await self._changed.wait_until(project_id, answered)
 
     def asking(self, project_id: str) -> bool:
         view = self._views.get(project_id)

@@ -31,7 +31,7 @@ __all__ = ["BusEvent", "EventBus", "Subscription"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BusEvent:
     """One event: ``type`` (e.g. ``state``, ``session_started``), its project and data."""
 
@@ -57,56 +57,91 @@ class BusEvent:
 
 
 class Subscription:
-    """A subscriber's queue; iterate it to receive events until it is closed or cut off."""
+    """A subscriber's queue; iterate it to receive events until it is closed or cut off.
 
-    def __init__(self, bus: EventBus, limit: int, accept: Callable[[BusEvent], bool]) -> None:
+    Every attached terminal holds one (for its project's agent state) and it
+    is mostly empty, so it is two slots until used: the queue is made by the
+    first event, the waiter by the first wait (an ``asyncio.Queue`` was ~3 KiB).
+    """
+
+    __slots__ = (
+        "_accept", "_bus", "_ended", "_events", "_limit", "_on_event", "_waiter", "cut_off",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        bus: EventBus,
+        limit: int,
+        accept: Callable[[BusEvent], bool],
+        on_event: Callable[[], None] | None = None,
+    ) -> None:
         self._bus = bus
+        self._limit = limit
         self._accept = accept
-        self._queue: asyncio.Queue[BusEvent | None] = asyncio.Queue(limit)
+        self._on_event = on_event
+        self._events: deque[BusEvent] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        #: No more events will come (closed, or cut off): ``get`` returns None once drained.
+        self._ended = False
         self.cut_off = False
 
     def _offer(self, event: BusEvent) -> None:
-        if self.cut_off or not self._accept(event):
+        if self._ended or not self._accept(event):
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if self._events is None:
+            self._events = deque()
+        if len(self._events) >= self._limit:
             # A slow client must not hold the others back: it reconnects with its last id.
             self.cut_off = True
             self._bus.unsubscribe(self)
-            self._drain_and_end()
+            self._end()
+            return
+        self._events.append(event)
+        self._wake()
+        if self._on_event is not None:
+            self._on_event()
 
-    def _drain_and_end(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
+    def _end(self) -> None:
+        self._ended = True
+        self._events = None
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def close(self) -> None:
         self._bus.unsubscribe(self)
-        if not self.cut_off:
+        if not self._ended:
             self.cut_off = True
-            self._drain_and_end()
+            self._end()
 
     def pending(self) -> list[BusEvent]:
         """The events queued now, without waiting (e.g. the last ones before closing)."""
-        events = []
-        while not self._queue.empty():
-            event = self._queue.get_nowait()
-            if event is None:
-                self._queue.put_nowait(None)
-                break
-            events.append(event)
+        events = list(self._events or ())
+        self._events = None  # an empty deque still holds a 0.5 KiB block
         return events
 
     async def get(self) -> BusEvent | None:
         """The next event; None once the subscription ended."""
-        return await self._queue.get()
+        while not self._events:
+            if self._ended:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        event = self._events.popleft()
+        if not self._events:
+            self._events = None
+        return event
 
     def __aiter__(self) -> AsyncIterator[BusEvent]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[BusEvent]:
-        while (event := await self._queue.get()) is not None:
+        while (event := await self.get()) is not None:
             yield event
 
 
@@ -140,14 +175,18 @@ class EventBus:
         self,
         last_event_id: int | None = None,
         accept: Callable[[BusEvent], bool] = lambda _event: True,
+        on_event: Callable[[], None] | None = None,
     ) -> tuple[Subscription, list[BusEvent], bool]:
         """A live subscription, the events to replay first, and whether a resync is needed.
+
+        ``on_event`` is called after each event is queued, for a subscriber
+        that waits on something else as well and takes them with ``pending``.
 
         With ``last_event_id``, the replay holds the events after it. The
         resync flag is set when that id is older than the window (events were
         lost to the client): it must reload the current state.
         """
-        subscription = Subscription(self, self.subscriber_limit, accept)
+        subscription = Subscription(self, self.subscriber_limit, accept, on_event)
         if self.closed:
             subscription.close()
             return subscription, [], False

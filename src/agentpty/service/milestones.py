@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from agentpty.domain.models import Milestone, MilestoneStatus, OutputProject, ne
 from agentpty.service.confirmed_delivery import Delivery
 from agentpty.service.conversations import ConversationService
 from agentpty.service.delivery import CommandDelivery
+from agentpty.service.keyed import KeyedLocks
 from agentpty.store.base import Store
 
 __all__ = ["MAX_CONTEXT", "MilestoneService"]
@@ -62,7 +62,7 @@ class MilestoneService:
         self.on_change = on_change
         self.new_project_command = new_project_command
         self.new_milestone_command = new_milestone_command
-        self._project_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._project_locks = KeyedLocks()
 
     async def create(self, output_project_id: str, title: str, context: str) -> Milestone:
         title = title.strip()
@@ -124,7 +124,7 @@ class MilestoneService:
         """
         milestone = await self.store.get_milestone(milestone_id)
         self._check_startable(milestone)
-        async with self._project_locks[milestone.output_project_id]:
+        async with self._project_locks.hold(milestone.output_project_id):
             milestone = await self.store.get_milestone(milestone_id)
             self._check_startable(milestone)
             project = await self.store.get_project(milestone.output_project_id)

@@ -61,7 +61,8 @@ class HostedProcess:
         self.key = key
         self.argv = list(argv)
         self.cwd = cwd
-        self.env = dict(env)
+        #: Until spawned: then only the host needs it.
+        self._env: dict[str, str] | None = dict(env)
         self.rows, self.cols = rows, cols
         self.idle_timeout = idle_timeout
         self.grace = grace
@@ -98,7 +99,7 @@ class HostedProcess:
                 key=self.key,
                 argv=self.argv,
                 cwd=self.cwd,
-                env=self.env,
+                env=self._env,
                 rows=self.rows,
                 cols=self.cols,
                 idle_timeout=self.idle_timeout,
@@ -108,6 +109,7 @@ class HostedProcess:
         except HostError as exc:
             self.client.unregister(self.key, self)
             raise SessionStartError(str(exc)) from exc
+        self._env = None
         self._accept(info)
         await self._borrow()
 

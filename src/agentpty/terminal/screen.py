@@ -234,6 +234,11 @@ class ScreenModel:
         screen = self._screen
         self._rows = [render_line(screen.buffer[y], screen.columns) for y in range(screen.lines)]
         screen.buffer.clear()
+        # pyte's parser is a generator that refers to its stream: a cycle only
+        # the garbage collector frees, so each session that slept kept its
+        # emulator (~2.5 KiB) until a full collection. Closed, it goes now.
+        if stream._parser is not None:
+            stream._parser.close()
         self._stream = None
         return True
 
@@ -295,6 +300,10 @@ class ScreenModel:
         return bool(self._pending)
 
     def resize(self, rows: int, cols: int) -> None:
+        if (rows, cols) == (self._screen.lines, self._screen.columns):
+            # What pyte does too; and a sleeping model stays asleep (an attach
+            # sends the size it has, for the SIGWINCH that makes TUIs repaint).
+            return
         self.sync()
         if self._rows is not None and not any(self._rows):
             # Asleep with a blank screen (a fresh session): nothing to redraw.

@@ -54,9 +54,13 @@ def complete_utf8(data: bytes) -> int:
 
 @dataclass(frozen=True)
 class Frame:
-    """What a subscriber receives: output (UTF-8 bytes, whole characters), or the end."""
+    """What a subscriber receives: output (UTF-8 bytes, whole characters), a nudge, or the end.
 
-    kind: Literal["output", "closed"]
+    A ``nudge`` carries nothing: whoever called ``Subscriber.nudge`` has news
+    for the client (e.g. the agent's state) and the relay fetches it.
+    """
+
+    kind: Literal["output", "nudge", "closed"]
     data: bytes = b""
     exit_code: int | None = None
 
@@ -64,6 +68,9 @@ class Frame:
     def text(self) -> str:
         """The output decoded (invalid bytes replaced)."""
         return self.data.decode("utf-8", "replace")
+
+
+_NUDGE = Frame("nudge")
 
 
 class Subscriber:
@@ -77,8 +84,8 @@ class Subscriber:
     # Slots, a list and a future made only while waiting: an idle client's
     # subscriber is a few hundred bytes (a deque or an Event is ~0.7 KiB each).
     __slots__ = (
-        "_chunks", "_closed", "_frame", "_limit", "_resync", "_session", "_size", "_waiter",
-        "resyncs",
+        "_chunks", "_closed", "_frame", "_limit", "_nudged", "_resync", "_session", "_size",
+        "_waiter", "resyncs",
     )  # fmt: skip
 
     def __init__(self, session: _Source, backlog: int, frame: int) -> None:
@@ -89,6 +96,7 @@ class Subscriber:
         self._size = 0
         self._waiter: asyncio.Future[None] | None = None
         self._resync = False
+        self._nudged = False
         self._closed = False
         self.resyncs = 0
 
@@ -117,6 +125,15 @@ class Subscriber:
         else:
             self._chunks.append(data)
             self._size += len(data)
+        self._wake()
+
+    def nudge(self) -> None:
+        """Make ``get`` return a ``nudge`` frame next (before any output).
+
+        One waiting task serves the client's output and its other news, so an
+        idle client costs one task, not one per source.
+        """
+        self._nudged = True
         self._wake()
 
     def _close(self) -> None:
@@ -148,6 +165,9 @@ class Subscriber:
     async def get(self) -> Frame:
         """Wait for the next frame; after ``closed`` every call returns ``closed`` again."""
         while True:
+            if self._nudged:
+                self._nudged = False
+                return _NUDGE
             if self._resync:
                 self._resync = False
                 return Frame("output", (RESET + self._session.snapshot()).encode())
