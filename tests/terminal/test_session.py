@@ -136,17 +136,28 @@ async def test_eof_ends_cat(new_session: NewSession) -> None:
 async def test_stalled_subscriber_is_resynced_without_slowing_others(
     new_session: NewSession,
 ) -> None:
-    """A subscriber that never reads gets a snapshot later; a reading one sees all output."""
-    limits = SessionLimits(subscriber_backlog=1024 * 1024)
-    session = new_session(["/bin/sh", "-c", "seq 1 400000; echo END-OF-SEQ"], limits=limits)
+    """A subscriber that never reads gets a snapshot later; a reading one sees all output.
+
+    The flood is typed into a running shell (a hosted session's first output
+    is relayed by the host, which does not hold it), and the hold limit is
+    generous: on a loaded machine the reading test may be scheduled late, and
+    the agent must then wait for it rather than drop its backlog.
+    """
+    limits = SessionLimits(subscriber_backlog=1024 * 1024, hold_limit=10)
+    session = new_session(["/bin/sh"], limits=limits)
     stalled, _ = session.subscribe()
     fast, _ = session.subscribe()
     await session.launch()
-    seen = await read_until(fast, "END-OF-SEQ", wait=60)
+    await read_until(fast, "$ ")
+    session.send_input("seq 1 400000; echo END-OF-$((6*7))\r")
+    seen = await read_until(fast, "END-OF-42", wait=60)
     assert "\n399999\r\n" in seen
+    assert fast.resyncs == 0
     assert stalled.resyncs >= 1
     frame = await stalled.get()
-    assert frame.kind == "output" and "END-OF-SEQ" in frame.text  # a fresh snapshot
+    assert frame.kind == "output" and "END-OF-42" in frame.text  # a fresh snapshot
+    session.send_input("exit\r")
+    assert await asyncio.wait_for(session.wait(), timeout(10)) == 0
 
 
 async def test_slow_subscriber_gets_every_byte(new_session: NewSession) -> None:
