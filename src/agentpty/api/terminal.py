@@ -244,10 +244,10 @@ async def _relay(
                 group.create_task(pump_out())
                 group.create_task(pump_in())
         except BaseExceptionGroup as group_exc:
-            first = group_exc.exceptions[0]
-            if not isinstance(first, _OutputEnded):
+            errors = [e for e in group_exc.exceptions if not isinstance(e, _OutputEnded)]
+            if errors:
                 # Unwrap: callers handle a disconnect like any other.
-                raise first from None
+                raise errors[0] from None
     except BaseException:
         terminal.unsubscribe(subscriber)
         states.close()  # the client went away: no more state for it
