@@ -14,7 +14,7 @@ GEMINI_PREFIX := .cache/npm-gemini
 GEMINI_BIN := $(GEMINI_PREFIX)/node_modules/.bin/gemini
 VENDOR := src/agentpty/web/vendor
 # Run alone, the suite leaves a core idle while it waits on real CLIs and
-# browsers; it holds about 450 CPU-seconds of work in all. Three pytest-xdist
+# browsers; it holds about 590 CPU-seconds of work in all. Three pytest-xdist
 # workers, handed two tests at a time, slow ones first (tests/conftest.py),
 # keep both cores busy. TEST_PARALLEL= runs everything in one process.
 TEST_PARALLEL ?= -n 3 --dist load --maxschedchunk 2
