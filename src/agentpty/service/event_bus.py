@@ -60,8 +60,8 @@ class Subscription:
     """A subscriber's queue; iterate it to receive events until it is closed or cut off.
 
     Every attached terminal holds one (for its project's agent state) and it
-    is mostly empty, so it is two slots until used: the queue is made by the
-    first event, the waiter by the first wait (an ``asyncio.Queue`` was ~3 KiB).
+    is mostly empty, so its queue exists only while events wait and its
+    waiter only while somebody waits (an ``asyncio.Queue`` was ~3 KiB).
     """
 
     __slots__ = (
