@@ -28,7 +28,7 @@ import pytest
 from agentpty.agents.capabilities import HookEndpoint, ReportKind
 from agentpty.agents.claude_hooks import SETTINGS_FILE, ClaudeHooks
 from agentpty.service.hooks import HOOK_COMMAND
-from agentpty.terminal.session import TerminalSession
+from agentpty.terminal.session import SessionLimits, TerminalSession
 from tests.claude_env import claude_env, seed_claude_config
 from tests.claude_permissions import asking_mode_args
 from tests.claude_world import (
@@ -39,7 +39,7 @@ from tests.claude_world import (
     require_claude,
 )
 from tests.fake_messages_api import FakeMessagesAPI
-from tests.helpers import empty_home, eventually
+from tests.helpers import empty_home, eventually, timeout
 
 pytestmark = pytest.mark.claude
 
@@ -135,6 +135,10 @@ async def test_tool_permission_timeline_matches_the_recording(tmp_path: Path) ->
             rows=40,
             cols=120,
             idle_timeout=None,
+            # SessionEnd runs a hook command (a Python start) while the CLI
+            # exits: on a loaded machine that outlasted the 3 s default grace,
+            # and the SIGKILL took the hook with it.
+            limits=SessionLimits(stop_grace=timeout(15)),
         )
         terminal.start()
         try:
