@@ -65,7 +65,7 @@ class Subscription:
     """
 
     __slots__ = (
-        "_accept", "_bus", "_ended", "_events", "_limit", "_on_event", "_waiter", "cut_off",
+        "_accept", "_bus", "_events", "_limit", "_on_event", "_waiter", "cut_off",
     )  # fmt: skip
 
     def __init__(
@@ -81,30 +81,22 @@ class Subscription:
         self._on_event = on_event
         self._events: deque[BusEvent] | None = None
         self._waiter: asyncio.Future[None] | None = None
-        #: No more events will come (closed, or cut off): ``get`` returns None once drained.
-        self._ended = False
+        #: No more events will come (closed, or fell behind): ``get`` returns None.
         self.cut_off = False
 
     def _offer(self, event: BusEvent) -> None:
-        if self._ended or not self._accept(event):
+        if self.cut_off or not self._accept(event):
             return
         if self._events is None:
             self._events = deque()
         if len(self._events) >= self._limit:
             # A slow client must not hold the others back: it reconnects with its last id.
-            self.cut_off = True
-            self._bus.unsubscribe(self)
-            self._end()
+            self.close()
             return
         self._events.append(event)
         self._wake()
         if self._on_event is not None:
             self._on_event()
-
-    def _end(self) -> None:
-        self._ended = True
-        self._events = None
-        self._wake()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -112,9 +104,10 @@ class Subscription:
 
     def close(self) -> None:
         self._bus.unsubscribe(self)
-        if not self._ended:
+        if not self.cut_off:
             self.cut_off = True
-            self._end()
+            self._events = None
+            self._wake()
 
     def pending(self) -> list[BusEvent]:
         """The events queued now, without waiting (e.g. the last ones before closing)."""
@@ -125,7 +118,7 @@ class Subscription:
     async def get(self) -> BusEvent | None:
         """The next event; None once the subscription ended."""
         while not self._events:
-            if self._ended:
+            if self.cut_off:
                 return None
             self._waiter = asyncio.get_running_loop().create_future()
             try:
