@@ -38,6 +38,8 @@ async def test_stream_carries_sessions_milestones_and_states_of_one_project(
                 await sse.wait_for(lambda e: e.get("milestone_id") == milestone)
                 await http.delete(f"/api/output-projects/{project}/session")
             await sse.wait_for(lambda e: e.get("agent_state") == "exited")
+            # The history event follows the state, after its store write.
+            await sse.wait_for(lambda e: e.get("type") == "session_exited")
             assert {e["project_id"] for e in sse.events} == {project}
             assert sse.names.index("session_started") < sse.names.index("session_exited")
             created = next(e for e in sse.events if e.get("milestone_id") == milestone)
